@@ -1,0 +1,177 @@
+"""Settings: built-in defaults, then a TOML file, then environment variables, then flags.
+
+The file is `--config FILE`, else `$DEFLATION_WATCH_CONFIG`, else `./deflation-watch.toml` if it
+exists. Any key can be set from the environment as `DEFLATION_WATCH_` + its path in upper case
+with `__` between parts (`DEFLATION_WATCH_SOURCES__LITELLM__EVERY=1h`); `DEFLATION_WATCH_DB` sets
+`db`. Everything is validated once, at start-up: an unknown key, a wrong type or an unknown source
+raises `ConfigError` naming the key, and the CLI prints that one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.durations import parse_duration
+from bot.errors import ConfigError
+from bot.sources import SOURCES
+
+ENV_PREFIX = "DEFLATION_WATCH_"
+DEFAULT_FILE = Path("deflation-watch.toml")
+#: Environment variables with a meaning of their own, not a settings path.
+_RESERVED_ENV = {"DEFLATION_WATCH_CONFIG"}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSettings:
+    url: str
+    enabled: bool = True
+    every: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    timeout: float = 30.0  # seconds for connect, read and write each
+    max_bytes: int = 64 * 1024 * 1024  # a body larger than this is refused, compressed or not
+    user_agent: str = f"deflation-watch/{__version__} (LLM price tracker)"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: Path = Path("deflation-watch.db")
+    timezone: str = "UTC"
+    admins: tuple[str, ...] = ()
+    http: HttpSettings = field(default_factory=HttpSettings)
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    source_file: Path | None = None  # where the settings came from, for messages
+
+    def enabled_sources(self) -> list[str]:
+        return [name for name, source in self.sources.items() if source.enabled]
+
+
+def default_sources() -> dict[str, SourceSettings]:
+    return {
+        name: SourceSettings(url=source.url, every=parse_duration(source.every))
+        for name, source in SOURCES.items()
+    }
+
+
+def load(config: str | Path | None = None, *, db: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings; `config` and `db` are the command-line flags, which win."""
+    environ = os.environ if environ is None else environ
+    path = Path(config) if config else Path(environ["DEFLATION_WATCH_CONFIG"]) if environ.get("DEFLATION_WATCH_CONFIG") else None
+    if path is None and DEFAULT_FILE.is_file():
+        path = DEFAULT_FILE
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _apply_environment(raw, environ)
+    if db is not None:
+        raw["db"] = str(db)
+    return _build(raw, path)
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _RESERVED_ENV:
+            continue
+        path = _env_path(name[len(ENV_PREFIX):])
+        target = raw
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"environment variable {name} sets a key inside {part!r}, which is not a table")
+        target[path[-1]] = _env_value(value)
+
+
+def _env_path(rest: str) -> list[str]:
+    """`SOURCES__GENAI_PRICES__URL` -> `["sources", "genai-prices", "url"]`: source names keep
+    their dashes, which environment variable names cannot hold."""
+    path = [part.lower() for part in rest.split("__")]
+    if len(path) > 1 and path[0] == "sources":
+        path[1] = path[1].replace("_", "-")
+    return path
+
+
+def _env_value(text: str) -> Any:
+    """Environment values are TOML literals when they parse as one (`true`, `5`, `["a"]`), else text."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _build(raw: dict[str, Any], path: Path | None) -> Settings:
+    raw = dict(raw)
+    sources = default_sources()
+    for name, table in _table(raw.pop("sources", {}), "sources").items():
+        if name not in SOURCES:
+            raise ConfigError(f"sources.{name}: unknown source; known sources are {', '.join(SOURCES)}")
+        sources[name] = _dataclass(SourceSettings, _table(table, f"sources.{name}"), f"sources.{name}", base=sources[name])
+    http = _dataclass(HttpSettings, _table(raw.pop("http", {}), "http"), "http")
+    settings = _dataclass(Settings, raw, "", base=Settings(http=http, sources=sources))
+    return dataclasses.replace(settings, source_file=path)
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table, got {type(value).__name__}")
+    return value
+
+
+def _dataclass(cls: type, values: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    """Check `values` against the fields of `cls` and return `base` (or defaults) updated."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "source_file")}
+    converted = {}
+    for key, value in values.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            raise ConfigError(f"{name}: unknown key; expected one of {', '.join(fields)}")
+        converted[key] = _convert(fields[key].type, value, name)
+    if base is None:
+        missing = [f for f in fields.values() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in converted]
+        if missing:
+            raise ConfigError(f"{prefix}.{missing[0].name}: required key is missing")
+        return cls(**converted)
+    return dataclasses.replace(base, **converted)
+
+
+def _convert(kind: str, value: Any, name: str) -> Any:
+    """Turn a TOML value into the field's type (types are strings under `from __future__`)."""
+    expect = {"str": str, "bool": bool, "float": (int, float), "int": int}.get(kind)
+    if expect is not None:
+        if not isinstance(value, expect) or (kind != "bool" and isinstance(value, bool)):
+            raise ConfigError(f"{name} must be {_article(kind)}, got {value!r}")
+        return float(value) if kind == "float" else value
+    if kind == "timedelta":
+        try:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return parse_duration(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a duration such as \"6h\" or \"1d\", got {value!r}") from None
+    if kind == "Path":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name} must be a file path, got {value!r}")
+        return Path(value)
+    if kind == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{name} must be a list of strings, got {value!r}")
+        return tuple(value)
+    raise AssertionError(f"no converter for {kind}")
+
+
+def _article(kind: str) -> str:
+    return {"str": "a string", "bool": "true or false", "float": "a number", "int": "a whole number"}[kind]

@@ -1,0 +1,1 @@
+"""Data shipped with the package: the real price history (`history.json.gz`) and tiers."""

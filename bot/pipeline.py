@@ -1,0 +1,163 @@
+"""What the CLI and the scheduler both call: poll, replay, reparse. Each step takes the
+database, the HTTP client and the clock as parameters, so tests hand in their own."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlite_utils
+
+from bot.clock import Clock, utcnow
+from bot.config import Settings
+from bot.errors import FetchError, PayloadError, SourceError
+from bot.fetch import fetch
+from bot.quotes import Catalog
+from bot.sources import SOURCES, Source
+from storage import payloads, polls, prices
+from storage.times import iso as storage_iso
+
+
+@dataclass(slots=True)
+class PollReport:
+    """How one poll of one source went, for a table row or a log line."""
+
+    source: str
+    status: str
+    models_seen: int | None = None
+    changes: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    outcome: prices.Outcome | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in ("source", "status", "models_seen", "changes", "skipped", "seconds", "error")}
+
+
+def ingest(db: sqlite_utils.Database, source: Source, poll: polls.Poll) -> PollReport:
+    """Parse `poll.payload` (if any) and store poll and price changes in one transaction.
+    A payload that does not parse is stored as a failed poll: the error is kept, the prices are not."""
+    catalog: Catalog | None = None
+    if poll.payload is not None and poll.status != "failed":
+        try:
+            catalog = source.parse(poll.payload, poll.observed_at)
+        except PayloadError as exc:
+            poll.status, poll.error = "failed", str(exc)
+        else:
+            poll.skipped = dict(catalog.skipped)
+    outcome = prices.record(db, poll, catalog.quotes if catalog else None)
+    return PollReport(
+        source.name,
+        outcome.status,
+        outcome.models_seen,
+        len(outcome.changes),
+        sum(poll.skipped.values()),
+        (poll.finished_at - poll.started_at).total_seconds(),
+        poll.error,
+        outcome,
+    )
+
+
+async def poll_source(db: sqlite_utils.Database, client: httpx.AsyncClient, settings: Settings, name: str, clock: Clock = utcnow) -> PollReport:
+    """Fetch one source (conditionally) and ingest what came back; never raises for the
+    source's own failures, which land as a failed poll row with the error text."""
+    source = SOURCES[name]
+    started = clock()
+    began = time.monotonic()
+    poll = polls.Poll(source=name, started_at=started, finished_at=started, observed_at=started)
+    try:
+        if source.read is not None:
+            poll.payload = await asyncio.to_thread(source.read)
+            poll.http_status = None
+        else:
+            previous = polls.last_catalog(db, name)
+            fetched = await fetch(
+                client,
+                settings.sources[name].url,
+                max_bytes=settings.http.max_bytes,
+                etag=previous and previous["etag"],
+                last_modified=previous and previous["last_modified"],
+            )
+            poll.http_status, poll.etag, poll.last_modified = fetched.status, fetched.etag, fetched.last_modified
+            if fetched.status == 304:
+                poll.status = "not_modified"
+                if source.dated and previous:
+                    # The same payload can put a dated price in force today: read it again.
+                    poll.payload = payloads.load(db, previous["payload_hash"])
+            else:
+                poll.payload = fetched.body
+    except SourceError as exc:
+        poll.status, poll.error = "failed", str(exc)
+    poll.finished_at = started + timedelta(seconds=round(time.monotonic() - began))
+    report = ingest(db, source, poll)
+    report.seconds = time.monotonic() - began
+    return report
+
+
+async def poll_once(db: sqlite_utils.Database, client: httpx.AsyncClient, settings: Settings, names: Iterable[str] | None = None, clock: Clock = utcnow) -> list[PollReport]:
+    """One concurrent cycle over the named (default: enabled) sources. Fetches overlap; each
+    source's ingest is its own transaction, so one failing source never blocks the others."""
+    selected = list(names) if names else settings.enabled_sources()
+    return list(await asyncio.gather(*(poll_source(db, client, settings, name, clock) for name in selected)))
+
+
+SNAPSHOT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})(\d{2})(\d{2})Z\.json(\.gz)?$")
+
+
+def snapshot_time(path: Path) -> datetime:
+    """The UTC time a snapshot file is named by (`2025-06-10T120000Z.json[.gz]`)."""
+    match = SNAPSHOT_NAME.match(path.name)
+    if not match:
+        raise ValueError(f"{path.name} is not named like 2025-06-10T120000Z.json(.gz)")
+    day, hh, mm, ss, _ = match.groups()
+    return datetime.fromisoformat(f"{day}T{hh}:{mm}:{ss}+00:00").astimezone(UTC)
+
+
+def snapshots(directory: Path) -> list[Path]:
+    """The snapshot files of a replay directory in time order; other files are ignored."""
+    files = [path for path in directory.iterdir() if SNAPSHOT_NAME.match(path.name)]
+    return sorted(files, key=snapshot_time)
+
+
+def replay(db: sqlite_utils.Database, directory: Path, name: str, on_file: Callable[[Path, PollReport], None] | None = None) -> list[PollReport]:
+    """Feed snapshot files through the same parser and storage path as a live poll, oldest
+    first, each observed at its file time. Snapshots no newer than what the database already
+    holds for the source are passed over, so replaying a directory twice adds nothing."""
+    source = SOURCES[name]
+    latest = polls.last_catalog(db, name)
+    reports = []
+    for path in snapshots(directory):
+        at = snapshot_time(path)
+        if latest and storage_iso(at) <= latest["observed_at"]:
+            continue
+        raw = path.read_bytes()
+        body = gzip.decompress(raw) if path.suffix == ".gz" else raw
+        report = ingest(db, source, polls.Poll(source=name, started_at=at, finished_at=at, observed_at=at, payload=body))
+        reports.append(report)
+        if on_file:
+            on_file(path, report)
+    return reports
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    payloads: int
+    intervals: int
+
+
+def reparse(db: sqlite_utils.Database, name: str) -> Rebuilt:
+    """Rebuild a source's price history from its stored payloads with today's parser."""
+    parse = SOURCES[name].parse
+    return Rebuilt(*prices.rebuild(db, name, lambda body, at: parse(body, at).quotes))

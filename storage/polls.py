@@ -1,0 +1,92 @@
+"""One row per poll of a source: when, how it went, what it saw. A poll that changes nothing
+writes only this row, which is what keeps years of polling small."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlite_utils
+
+from storage.times import iso
+
+#: Statuses of a poll that delivered a usable catalog (or confirmed the last one).
+GOOD = ("ok", "not_modified")
+
+
+@dataclass(slots=True)
+class Poll:
+    """What happened when one source was asked once; `payload` is the raw body, if any."""
+
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    observed_at: datetime
+    status: str = "ok"
+    http_status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    payload: bytes | None = None
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def insert(db: sqlite_utils.Database, poll: Poll, *, models_seen: int | None, changes: int, payload_hash: str | None) -> int:
+    cursor = db.execute(
+        """INSERT INTO polls (source, started_at, finished_at, observed_at, status, http_status,
+               etag, last_modified, models_seen, changes, skipped, skipped_detail, error, payload_hash)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            poll.source,
+            iso(poll.started_at),
+            iso(poll.finished_at),
+            iso(poll.observed_at),
+            poll.status,
+            poll.http_status,
+            poll.etag,
+            poll.last_modified,
+            models_seen,
+            changes,
+            sum(poll.skipped.values()),
+            json.dumps(dict(sorted(poll.skipped.items()))) if poll.skipped else None,
+            poll.error,
+            payload_hash,
+        ],
+    )
+    return cursor.lastrowid
+
+
+def last_good(db: sqlite_utils.Database, source: str) -> dict | None:
+    """The source's latest poll that yielded or confirmed a catalog: models seen, validators."""
+    rows = db.query(
+        f"""SELECT * FROM polls WHERE source = ? AND status IN ({",".join("?" * len(GOOD))})
+            ORDER BY id DESC LIMIT 1""",
+        [source, *GOOD],
+    )
+    return next(rows, None)
+
+
+def last_catalog(db: sqlite_utils.Database, source: str) -> dict | None:
+    """The latest poll that carried a parsed catalog (for its payload and validators)."""
+    rows = db.query(
+        "SELECT * FROM polls WHERE source = ? AND payload_hash IS NOT NULL AND status NOT IN ('failed', 'backfill') ORDER BY id DESC LIMIT 1",
+        [source],
+    )
+    return next(rows, None)
+
+
+def summary(db: sqlite_utils.Database) -> list[dict]:
+    """Per source: polls, last good poll, last error, models currently listed."""
+    return list(
+        db.query(
+            """SELECT s.source,
+                      COUNT(*) AS polls,
+                      MAX(CASE WHEN s.status IN ('ok', 'not_modified') THEN s.finished_at END) AS last_good_at,
+                      (SELECT error FROM polls e WHERE e.source = s.source AND e.status = 'failed'
+                        ORDER BY e.id DESC LIMIT 1) AS last_error,
+                      (SELECT COUNT(*) FROM models m WHERE m.source = s.source AND m.removed_at IS NULL) AS models
+               FROM polls s GROUP BY s.source ORDER BY s.source"""
+        )
+    )
