@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -26,7 +25,7 @@ from bot.clock import utcnow
 from bot.errors import ConfigError, DeflationWatchError, UnknownModelError
 from bot.fetch import make_client
 from bot.sources import SOURCES
-from storage import archive, open_db, polls, prices
+from storage import archive, open_db, prices
 
 app = typer.Typer(help="Deflation Watch: how fast the price of LLM inference is falling.", no_args_is_help=True, add_completion=False)
 # Wide enough for a price table when output goes to a pipe or a log, where Rich would assume 80.
@@ -36,10 +35,6 @@ err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML config file (else $DEFLATION_WATCH_CONFIG, else ./deflation-watch.toml).")]
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (else $DEFLATION_WATCH_DB, else `db` in the config).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
-
-#: The compact real price history shipped with the package (see README, "Where the data comes from").
-SHIPPED_HISTORY = "history.json.gz"
-
 
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
@@ -115,6 +110,9 @@ def poll(
         for name in source or ():
             if name not in SOURCES:
                 _fail(f"unknown source {name!r}; known sources are {', '.join(SOURCES)}", 2)
+        loaded = pipeline.first_run(db, settings)
+        if loaded:
+            err.print(f"new database: loaded {loaded:,} price intervals of shipped history first")
         reports = asyncio.run(_poll(db, settings, source))
     if as_json:
         _print_json([report.as_dict() for report in reports])
@@ -234,16 +232,8 @@ def backfill(
 ) -> None:
     """Load a price history document into the sources the database does not have yet."""
     with _session(config_file, db_path) as (settings, db):
-        added = load_history(db, file)
+        added = pipeline.load_history(db, file)
     console.print(f"loaded {added:,} price intervals")
-
-
-def load_history(db: Any, file: Path | None = None) -> int:
-    raw = file.read_bytes() if file else resources.files("bot.data").joinpath(SHIPPED_HISTORY).read_bytes()
-    try:
-        return archive.load(db, raw, utcnow())
-    except ValueError as exc:
-        raise DeflationWatchError(f"{file or SHIPPED_HISTORY}: {exc}") from None
 
 
 def main() -> None:

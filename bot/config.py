@@ -48,6 +48,7 @@ class Settings:
     db: Path = Path("deflation-watch.db")
     timezone: str = "UTC"
     admins: tuple[str, ...] = ()
+    backfill: bool = True  # a new database starts from the history shipped with the package
     http: HttpSettings = field(default_factory=HttpSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None  # where the settings came from, for messages

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from bot import config, pipeline
-from bot.cli import _poll_table, _print_failures, app, console, history_table, load_history
+from bot.cli import _poll_table, _print_failures, app, console, history_table
 from bot.fetch import make_client
 from storage import open_db, prices
 
@@ -40,7 +40,7 @@ def demo(
     db = open_db(path)
     console.rule("Deflation Watch demo")
     console.print(f"database: {path}")
-    console.print(f"shipped history: {load_history(db):,} price intervals loaded")
+    console.print(f"shipped history: {pipeline.load_history(db):,} price intervals loaded")
     live = [name for name in settings.enabled_sources() if name != "bundled"]
     reports = asyncio.run(_demo_poll(db, settings, live))
     console.print(_poll_table(reports))

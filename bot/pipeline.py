@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 
 import httpx
@@ -17,11 +18,11 @@ import sqlite_utils
 
 from bot.clock import Clock, utcnow
 from bot.config import Settings
-from bot.errors import FetchError, PayloadError, SourceError
+from bot.errors import DeflationWatchError, PayloadError, SourceError
 from bot.fetch import fetch
 from bot.quotes import Catalog
 from bot.sources import SOURCES, Source
-from storage import payloads, polls, prices
+from storage import archive, payloads, polls, prices
 from storage.times import iso as storage_iso
 
 
@@ -161,3 +162,25 @@ def reparse(db: sqlite_utils.Database, name: str) -> Rebuilt:
     """Rebuild a source's price history from its stored payloads with today's parser."""
     parse = SOURCES[name].parse
     return Rebuilt(*prices.rebuild(db, name, lambda body, at: parse(body, at).quotes))
+
+
+#: The compact real price history shipped with the package (README, "Where the data comes from").
+SHIPPED_HISTORY = "history.json.gz"
+
+
+def load_history(db: sqlite_utils.Database, file: Path | None = None, clock: Clock = utcnow) -> int:
+    """Load an exported history document (default: the shipped one) into the sources the
+    database has none of; return the intervals added."""
+    raw = file.read_bytes() if file else resources.files("bot.data").joinpath(SHIPPED_HISTORY).read_bytes()
+    try:
+        return archive.load(db, raw, clock())
+    except (ValueError, KeyError) as exc:
+        raise DeflationWatchError(f"{file or SHIPPED_HISTORY} is not a price history document: {exc}") from None
+
+
+def first_run(db: sqlite_utils.Database, settings: Settings, clock: Clock = utcnow) -> int:
+    """On a database that has never polled, start from the shipped history (when `backfill`
+    is on), so the first answers already have a curve behind them."""
+    if not settings.backfill or db.execute("SELECT 1 FROM polls LIMIT 1").fetchone():
+        return 0
+    return load_history(db, clock=clock)

@@ -34,7 +34,7 @@ def write_config(tmp_path: Path, server, *, broken: tuple[str, ...] = ()) -> Pat
         path = f"/{name}.json"
         lines.append(f'[sources.{name}]\nurl = "{server.url(path)}"\n')
     path = tmp_path / "dw.toml"
-    path.write_text(f'db = "{tmp_path / "dw.db"}"\n' + "\n".join(lines))
+    path.write_text(f'db = "{tmp_path / "dw.db"}"\nbackfill = false\n' + "\n".join(lines))
     return path
 
 
@@ -209,3 +209,23 @@ def test_export_then_backfill_into_a_fresh_database(tmp_path, source_server, fix
     # The loaded sources can be rebuilt from the stored document.
     assert invoke("reparse", "--source", "litellm", "--db", fresh).exit_code == 0
     assert json.loads(invoke("history", "gpt-4o", "--db", fresh, "--json").stdout) == original
+
+
+def test_first_poll_of_a_new_database_starts_from_the_shipped_history(tmp_path, source_server, fixtures):
+    serve_all(source_server, fixtures)
+    cfg = write_config(tmp_path, source_server)
+    cfg.write_text(cfg.read_text().replace("backfill = false", "backfill = true"))
+    first = invoke("poll", "--config", cfg, "--source", "llm-prices")
+    assert "new database: loaded" in first.stderr
+    history = json.loads(invoke("history", "o3", "--source", "litellm", "--config", cfg, "--json").stdout)
+    assert [row["output_mtok"] for row in history if row["model"] == "o3"] == [40, 8]
+    assert "new database" not in invoke("poll", "--config", cfg, "--source", "llm-prices").stderr
+
+
+def test_python_dash_m_bot_is_the_same_command():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True)
+    for command in ("poll", "history", "replay", "reparse", "export", "backfill", "demo"):
+        assert command in result.stdout
