@@ -101,7 +101,8 @@ def _tier(path: Path, name: str, raw: Any) -> Tier:
     members = raw.get("members")
     if not isinstance(members, list) or not members:
         raise ConfigError(f"{path}: {key}.members must be a non-empty list of {{ pattern, since }} tables")
-    return Tier(name, description.strip(), tuple(_member(path, f"{key}.members[{i}]", m) for i, m in enumerate(members)))
+    members = tuple(_member(path, f"{key}.members[{i}]", raw_member) for i, raw_member in enumerate(members))
+    return Tier(name, description.strip(), members)
 
 
 def _member(path: Path, key: str, raw: Any) -> Member:

@@ -51,6 +51,7 @@ def test_source_declaration():
     assert SOURCE.url == "https://raw.githubusercontent.com/pydantic/genai-prices/main/prices/new_data/v2/data.json"
     assert SOURCE.every == "12h"
     assert SOURCE.parse is parse and SOURCE.read is None
+    assert SOURCE.dated  # Claude Sonnet 5's 2026-09-01 price sits in the 2026-08-21 feed
 
 
 def test_plain_price_object(fixtures):
