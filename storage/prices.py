@@ -339,3 +339,22 @@ def counts(db: sqlite_utils.Database) -> dict[str, int]:
         "intervals": db.execute("SELECT COUNT(*) FROM prices").fetchone()[0],
         "polls": db.execute("SELECT COUNT(*) FROM polls").fetchone()[0],
     }
+
+
+INTERVAL_COLUMNS = (
+    "source", "provider", "model", "valid_from", "valid_to",
+    "input_mtok", "output_mtok", "cache_read_mtok", "open_weight", "flag",
+)  # fmt: skip
+
+
+def intervals(db: sqlite_utils.Database, *, source: str | None = None) -> list[tuple]:
+    """Every price interval as plain tuples in `INTERVAL_COLUMNS` order (floats in USD per
+    million tokens, ISO text times), for analytics to frame; open_weight is 1, 0 or None."""
+    where, params = ("WHERE m.source = ?", [source]) if source else ("", [])
+    return db.execute(
+        f"""SELECT m.source, m.provider, m.model, p.valid_from, p.valid_to,
+                   p.input_mtok, p.output_mtok, p.cache_read_mtok, m.open_weight, p.flag
+            FROM prices p JOIN models m ON m.id = p.model_id {where}
+            ORDER BY p.valid_from, p.id""",
+        params,
+    ).fetchall()

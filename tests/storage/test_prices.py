@@ -178,3 +178,18 @@ def test_history_matches_the_last_part_of_a_key_and_suggests(fresh_db):
     assert [r["model"] for r in prices.history(fresh_db, "o3")] == ["openai/o3"]
     assert prices.history(fresh_db, "gpt-9") == []
     assert "o3-mini" in prices.closest_models(fresh_db, "o3-mni")
+
+
+def test_intervals_lists_every_interval_in_column_order(fresh_db):
+    record(fresh_db, T0, [quote("o3", "10", "40", open_weight=False)])
+    record(fresh_db, T0 + timedelta(days=9), [quote("o3", "2", "8", open_weight=False)])
+    rows = prices.intervals(fresh_db)
+    assert [dict(zip(prices.INTERVAL_COLUMNS, row)) for row in rows] == [
+        {"source": "test", "provider": "openai", "model": "o3", "valid_from": "2025-06-01T00:00:00Z",
+         "valid_to": "2025-06-10T00:00:00Z", "input_mtok": 10.0, "output_mtok": 40.0, "cache_read_mtok": None,
+         "open_weight": 0, "flag": None},
+        {"source": "test", "provider": "openai", "model": "o3", "valid_from": "2025-06-10T00:00:00Z",
+         "valid_to": None, "input_mtok": 2.0, "output_mtok": 8.0, "cache_read_mtok": None,
+         "open_weight": 0, "flag": None},
+    ]
+    assert prices.intervals(fresh_db, source="other") == []
