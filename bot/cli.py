@@ -7,7 +7,7 @@ import asyncio
 import gzip
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -39,6 +39,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def _fail(message: str, code: int = 1) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def _check_sources(names: Iterable[str]) -> None:
+    for name in names:
+        if name not in SOURCES:
+            _fail(f"unknown source {name!r}; known sources are {', '.join(SOURCES)}", 2)
 
 
 @contextmanager
@@ -106,10 +112,8 @@ def poll(
     as_json: JsonOpt = False,
 ) -> None:
     """Poll the enabled sources once, concurrently.  Example: deflation-watch poll --source litellm"""
+    _check_sources(source or ())
     with _session(config_file, db_path) as (settings, db):
-        for name in source or ():
-            if name not in SOURCES:
-                _fail(f"unknown source {name!r}; known sources are {', '.join(SOURCES)}", 2)
         loaded = pipeline.first_run(db, settings)
         if loaded:
             err.print(f"new database: loaded {loaded:,} price intervals of shipped history first")
@@ -179,8 +183,7 @@ def replay(
     db_path: DbOpt = None,
 ) -> None:
     """Load a folder of snapshots as history, oldest first.  Example: deflation-watch replay ../shared/data/replay/litellm --source litellm"""
-    if source not in SOURCES:
-        _fail(f"unknown source {source!r}; known sources are {', '.join(SOURCES)}", 2)
+    _check_sources([source])
     with _session(config_file, db_path) as (settings, db):
         files = pipeline.snapshots(directory)
         with Progress(console=err, transient=True) as progress:
@@ -202,8 +205,7 @@ def reparse(
     db_path: DbOpt = None,
 ) -> None:
     """Rebuild a source's price history from its stored payloads (after a parser fix)."""
-    if source not in SOURCES:
-        _fail(f"unknown source {source!r}; known sources are {', '.join(SOURCES)}", 2)
+    _check_sources([source])
     with _session(config_file, db_path) as (settings, db):
         rebuilt = pipeline.reparse(db, source)
     console.print(f"{source}: rebuilt from {rebuilt.payloads} stored payloads: {rebuilt.intervals} price intervals")

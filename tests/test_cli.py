@@ -229,3 +229,10 @@ def test_python_dash_m_bot_is_the_same_command():
     result = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=True)
     for command in ("poll", "history", "replay", "reparse", "export", "backfill", "demo"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("command", [["poll", "--source"], ["replay", ".", "--source"], ["reparse", "--source"]])
+def test_unknown_source_is_refused(command):
+    result = invoke(*command, "nope")
+    assert result.exit_code == 2
+    assert "unknown source 'nope'; known sources are openrouter, litellm" in result.stderr
