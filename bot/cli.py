@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bot import config, pipeline
+from bot import config, lookup, pipeline
 from bot.clock import utcnow
-from bot.errors import ConfigError, DeflationWatchError, UnknownModelError
+from bot.errors import ConfigError, DeflationWatchError
 from bot.fetch import make_client
 from bot.sources import SOURCES
 from storage import archive, open_db, prices
@@ -147,9 +147,9 @@ def history(
 ) -> None:
     """A model's price intervals, oldest first.  Example: deflation-watch history o3 --source litellm --json"""
     with _session(config_file, db_path) as (settings, db):
-        rows = prices.history(db, model, source=source, provider=provider)
+        rows = prices.history(db, lookup.resolve(db, model), source=source, provider=provider)
         if not rows:
-            raise UnknownModelError(model, prices.closest_models(db, model))
+            raise DeflationWatchError(f"{model} has no prices from {' and '.join(filter(None, (source, provider)))}")
     if as_json:
         _print_json([_interval_json(row) for row in rows])
         return

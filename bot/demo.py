@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bot import config, pipeline
+from bot import config, lookup, pipeline
 from bot.cli import _poll_table, _print_failures, app, console, history_table
 from bot.fetch import make_client
 from storage import open_db, prices
@@ -48,7 +48,7 @@ def demo(
     totals = prices.counts(db)
     console.print(f"holding {totals['models']:,} models from {totals['sources']} sources in {totals['intervals']:,} price intervals")
     for model, provider in SHOWCASE:
-        rows = prices.history(db, model, provider=provider)
+        rows = prices.history(db, lookup.resolve(db, model), provider=provider)
         if rows:
             console.print(history_table(model, rows))
     db.close()

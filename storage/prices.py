@@ -9,7 +9,6 @@ parses to the same number is never a change.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -302,33 +301,57 @@ def _mark_absent(db: sqlite_utils.Database, model_id: int, at: datetime, gone: b
         db.execute("UPDATE models SET removed_at = ? WHERE id = ?", [since, model_id])
 
 
-def history(db: sqlite_utils.Database, name: str, *, source: str | None = None, provider: str | None = None) -> list[dict]:
-    """Every price interval of the models called `name` (exactly, or as the last path part of a
-    key such as `openai/o3`), oldest first per source, provider and model."""
-    where = ["(lower(m.model) = lower(:name) OR lower(m.model) LIKE '%/' || lower(:name))"]
+def model_keys(db: sqlite_utils.Database) -> list[str]:
+    """Every distinct model key stored, for name resolution."""
+    return [row[0] for row in db.execute("SELECT DISTINCT model FROM models ORDER BY model")]
+
+
+def _model_filter(models: Sequence[str], source: str | None, provider: str | None) -> tuple[str, dict]:
+    where = [f"m.model IN ({', '.join(f':m{i}' for i in range(len(models)))})"]
+    params: dict = {f"m{i}": model for i, model in enumerate(models)}
     if source:
         where.append("m.source = :source")
+        params["source"] = source
     if provider:
         where.append("lower(m.provider) = lower(:provider)")
+        params["provider"] = provider
+    return " AND ".join(where), params
+
+
+def _with_decimals(row: dict) -> dict:
+    return {**row, **{key: _decimal(row[key]) for key in ("input_mtok", "output_mtok", "cache_read_mtok")}}
+
+
+_INTERVAL_SELECT = """SELECT m.source, m.provider, m.model, p.valid_from, p.valid_to,
+       p.input_mtok, p.output_mtok, p.cache_read_mtok, p.flag, m.open_weight
+FROM prices p JOIN models m ON m.id = p.model_id"""
+
+
+def history(db: sqlite_utils.Database, models: Sequence[str], *, source: str | None = None, provider: str | None = None) -> list[dict]:
+    """Every price interval of the given model keys, oldest first per source, provider, model."""
+    if not models:
+        return []
+    where, params = _model_filter(models, source, provider)
     return [
-        {**row, **{key: _decimal(row[key]) for key in ("input_mtok", "output_mtok", "cache_read_mtok")}}
-        for row in db.query(
-            f"""SELECT m.source, m.provider, m.model, p.valid_from, p.valid_to,
-                       p.input_mtok, p.output_mtok, p.cache_read_mtok, p.flag
-                FROM prices p JOIN models m ON m.id = p.model_id
-                WHERE {" AND ".join(where)}
-                ORDER BY m.source, m.provider, m.model, p.valid_from, p.id""",
-            {"name": name, "source": source, "provider": provider},
-        )
+        _with_decimals(row)
+        for row in db.query(f"{_INTERVAL_SELECT} WHERE {where} ORDER BY m.source, m.provider, m.model, p.valid_from, p.id", params)
     ]
 
 
-def closest_models(db: sqlite_utils.Database, name: str, n: int = 5) -> list[str]:
-    """Stored model keys that look most like `name`, for an 'unknown model' reply."""
-    keys = [row[0] for row in db.execute("SELECT DISTINCT model FROM models")]
-    tails = {key.rsplit("/", 1)[-1].lower(): key for key in keys}
-    found = difflib.get_close_matches(name.lower(), list(tails), n=n, cutoff=0.5)
-    return [tails[tail] for tail in found]
+def in_force(db: sqlite_utils.Database, models: Sequence[str], at: datetime, *, source: str | None = None, provider: str | None = None) -> list[dict]:
+    """The interval of each listing of the given model keys that was in force at `at`."""
+    if not models:
+        return []
+    where, params = _model_filter(models, source, provider)
+    params["at"] = iso(at)
+    return [
+        _with_decimals(row)
+        for row in db.query(
+            f"""{_INTERVAL_SELECT} WHERE {where} AND p.valid_from <= :at AND (p.valid_to IS NULL OR p.valid_to > :at)
+                ORDER BY m.source, m.provider, m.model""",
+            params,
+        )
+    ]
 
 
 def counts(db: sqlite_utils.Database) -> dict[str, int]:

@@ -46,7 +46,7 @@ def test_first_poll_creates_models_and_open_intervals(fresh_db):
     assert outcome.status == "ok" and outcome.models_seen == 2
     assert sorted(c.kind for c in outcome.changes) == ["new", "new"]
     assert table_counts(fresh_db) == {"polls": 1, "models": 2, "prices": 2, "payloads": 1}
-    [row] = prices.history(fresh_db, "gpt-4o")
+    [row] = prices.history(fresh_db, ["gpt-4o"])
     assert (row["valid_from"], row["valid_to"]) == ("2025-06-01T00:00:00Z", None)
     assert (row["input_mtok"], row["output_mtok"]) == (Decimal("2.5"), Decimal("10"))
 
@@ -72,7 +72,7 @@ def test_price_change_closes_the_interval_and_opens_another(fresh_db):
     [change] = outcome.changes
     assert change.kind == "changed"
     assert change.old.output_mtok == Decimal("40") and change.new.output_mtok == Decimal("8")
-    rows = prices.history(fresh_db, "o3")
+    rows = prices.history(fresh_db, ["o3"])
     assert [(r["valid_from"], r["valid_to"], r["output_mtok"]) for r in rows] == [
         ("2025-06-01T00:00:00Z", "2025-06-10T00:00:00Z", Decimal("40")),
         ("2025-06-10T00:00:00Z", None, Decimal("8")),
@@ -88,7 +88,7 @@ def test_model_removed_only_after_two_consecutive_absences(fresh_db):
     assert fresh_db.execute("SELECT missing_polls FROM models WHERE model = 'm9'").fetchone()[0] == 1
     second = record(fresh_db, T0 + timedelta(hours=12), catalog(9))
     assert [(c.kind, c.model) for c in second.changes] == [("removed", "m9")]
-    [row] = prices.history(fresh_db, "m9")
+    [row] = prices.history(fresh_db, ["m9"])
     assert row["valid_to"] == "2025-06-01T06:00:00Z"  # closed when it was first missed
     third = record(fresh_db, T0 + timedelta(hours=18), catalog(9))
     assert third.changes == []
@@ -108,7 +108,7 @@ def test_removed_model_that_returns_opens_a_new_interval(fresh_db):
     record(fresh_db, T0 + timedelta(hours=12), catalog(9))
     back = record(fresh_db, T0 + timedelta(days=2), catalog(10))
     assert [(c.kind, c.model) for c in back.changes] == [("returned", "m9")]
-    assert [r["valid_to"] for r in prices.history(fresh_db, "m9")] == ["2025-06-01T06:00:00Z", None]
+    assert [r["valid_to"] for r in prices.history(fresh_db, ["m9"])] == ["2025-06-01T06:00:00Z", None]
 
 
 def test_partial_catalog_is_suspect_and_removes_nothing(fresh_db):
@@ -128,7 +128,7 @@ def test_dated_history_becomes_real_intervals_on_first_sight(fresh_db):
         earlier=(PricePoint(datetime(2025, 4, 16, tzinfo=UTC), Decimal("10"), Decimal("40")),),
     )
     record(fresh_db, datetime(2025, 7, 1, tzinfo=UTC), [o3])
-    rows = prices.history(fresh_db, "o3")
+    rows = prices.history(fresh_db, ["o3"])
     assert [(r["valid_from"], r["valid_to"], r["output_mtok"]) for r in rows] == [
         ("2025-04-16T00:00:00Z", "2025-06-10T00:00:00Z", Decimal("40")),
         ("2025-06-10T00:00:00Z", None, Decimal("8")),
@@ -162,7 +162,7 @@ def test_poll_is_one_transaction(fresh_db):
     with pytest.raises(RuntimeError):
         prices.record(fresh_db, poll_at(later, b"new"), [quote("m0", "0.5", "1", at=later), quote("new", "1", "1", at=later)], within=explode)
     assert table_counts(fresh_db) == before
-    assert prices.history(fresh_db, "m0")[-1]["input_mtok"] == Decimal("1")
+    assert prices.history(fresh_db, ["m0"])[-1]["input_mtok"] == Decimal("1")
 
 
 def test_identical_payloads_are_stored_once(fresh_db):
@@ -173,11 +173,14 @@ def test_identical_payloads_are_stored_once(fresh_db):
     assert len(hashes) == 1
 
 
-def test_history_matches_the_last_part_of_a_key_and_suggests(fresh_db):
-    record(fresh_db, T0, [quote("openai/o3", "2", "8"), quote("o3-mini", "1.1", "4.4")])
-    assert [r["model"] for r in prices.history(fresh_db, "o3")] == ["openai/o3"]
-    assert prices.history(fresh_db, "gpt-9") == []
-    assert "o3-mini" in prices.closest_models(fresh_db, "o3-mni")
+def test_in_force_finds_the_interval_covering_a_moment(fresh_db):
+    record(fresh_db, T0, [quote("o3", "10", "40"), quote("gpt-4o", "5", "15")])
+    record(fresh_db, T0 + timedelta(days=9), [quote("o3", "2", "8"), quote("gpt-4o", "5", "15")])
+    assert [r["output_mtok"] for r in prices.in_force(fresh_db, ["o3"], T0 + timedelta(days=8))] == [Decimal("40")]
+    assert [r["output_mtok"] for r in prices.in_force(fresh_db, ["o3"], T0 + timedelta(days=9))] == [Decimal("8")]
+    assert prices.in_force(fresh_db, ["o3"], T0 - timedelta(days=1)) == []
+    assert prices.history(fresh_db, ["gpt-9"]) == []
+    assert prices.model_keys(fresh_db) == ["gpt-4o", "o3"]
 
 
 def test_intervals_lists_every_interval_in_column_order(fresh_db):
