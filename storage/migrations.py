@@ -11,7 +11,7 @@ INITIAL = """
 CREATE TABLE payloads (
     hash TEXT PRIMARY KEY,          -- sha256 of the raw bytes
     size INTEGER NOT NULL,          -- raw size in bytes
-    body BLOB NOT NULL,             -- zlib-compressed raw bytes
+    body BLOB NOT NULL,             -- zstd frame or delta (see storage/payloads.py)
     first_seen TEXT NOT NULL
 );
 CREATE TABLE polls (

@@ -140,7 +140,10 @@ def record(
     transaction (detectors), so a poll and what was concluded from it land together or not at all.
     """
     with transaction(db):
-        digest = payloads.keep(db, poll.payload, poll.observed_at) if poll.payload is not None else None
+        digest = None
+        if poll.payload is not None:
+            previous = polls.last_catalog(db, poll.source)
+            digest = payloads.keep(db, poll.payload, poll.observed_at, base=previous and previous["payload_hash"])
         if quotes is None:
             poll_id = polls.insert(db, poll, models_seen=None, changes=0, payload_hash=digest)
             outcome = Outcome(poll_id, poll.status, None)
