@@ -181,20 +181,25 @@ def replay(
     source: Annotated[str, typer.Option("--source", help="Which source's format the snapshots are in.")],
     config_file: ConfigOpt = None,
     db_path: DbOpt = None,
+    alerts_jsonl: Annotated[Optional[Path], typer.Option("--alerts-jsonl", help="Write the alerts the replay raised here, one JSON object a line.")] = None,
 ) -> None:
-    """Load a folder of snapshots as history, oldest first.  Example: deflation-watch replay ../shared/data/replay/litellm --source litellm"""
+    """Load a folder of snapshots as history, oldest first, running the detectors as a backtest.  Example: deflation-watch replay ../shared/data/replay/litellm --source litellm --alerts-jsonl alerts.jsonl"""
+    from bot.cli_alerts import report_replay  # the alert commands live in their own module
+
     _check_sources([source])
     with _session(config_file, db_path) as (settings, db):
         files = pipeline.snapshots(directory)
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task(f"replaying {source}", total=len(files))
-            reports = pipeline.replay(db, directory, source, on_file=lambda path, report: progress.update(task, completed=files.index(path) + 1))
+            reports = pipeline.replay(db, directory, source, on_file=lambda path, report: progress.update(task, completed=files.index(path) + 1), settings=settings)
+        summary = report_replay(db, reports, alerts_jsonl)
     failed = [report for report in reports if not report.ok]
     console.print(
         f"{source}: {len(reports)} snapshots replayed ({len(files) - len(reports)} already held), "
         f"{sum(r.changes for r in reports)} changes, {len(failed)} failed, "
         f"{sum(r.status == 'suspect' for r in reports)} suspect"
     )
+    console.print(summary)
     _print_failures(failed)
 
 
@@ -239,6 +244,6 @@ def backfill(
 
 
 def main() -> None:
-    from bot import demo  # noqa: F401  (registers the demo command)
+    from bot import cli_alerts, demo  # noqa: F401  (register the alert and demo commands)
 
     app()

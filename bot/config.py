@@ -44,12 +44,27 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    threshold_pct: float = 10.0  # smallest price move (percent) that is an alert
+    implausible_pct: float = 90.0  # a cut this big (or a rise by the same factor) is held pending
+    group_window: timedelta = timedelta(days=3)  # the same move in other sources within this is one alert
+    group_wait: timedelta = timedelta(seconds=30)  # a channel's alerts arriving within this are one message
+    top_moves: int = 8  # moves listed one per line in a message; the rest are summarised
+    stale_after_failures: int = 3  # consecutive failed polls that make a source stale
+    stale_after: timedelta = timedelta(days=2)  # ... or this long without a good poll
+    retry_after: timedelta = timedelta(seconds=30)  # first retry of a failed delivery, doubling each time
+    retry_max: timedelta = timedelta(hours=1)  # the longest wait between retries
+    max_attempts: int = 8  # deliveries failing this often are given up (state failed)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     db: Path = Path("deflation-watch.db")
     timezone: str = "UTC"
     admins: tuple[str, ...] = ()
     backfill: bool = True  # a new database starts from the history shipped with the package
     http: HttpSettings = field(default_factory=HttpSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None  # where the settings came from, for messages
 
@@ -122,8 +137,21 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
             raise ConfigError(f"sources.{name}: unknown source; known sources are {', '.join(SOURCES)}")
         sources[name] = _dataclass(SourceSettings, _table(table, f"sources.{name}"), f"sources.{name}", base=sources[name])
     http = _dataclass(HttpSettings, _table(raw.pop("http", {}), "http"), "http")
-    settings = _dataclass(Settings, raw, "", base=Settings(http=http, sources=sources))
+    alerts = _check_alerts(_dataclass(AlertSettings, _table(raw.pop("alerts", {}), "alerts"), "alerts"))
+    settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, sources=sources))
     return dataclasses.replace(settings, source_file=path)
+
+
+def _check_alerts(alerts: AlertSettings) -> AlertSettings:
+    """Ranges the types cannot say: percentages inside (0, 100), counts at least 1."""
+    if not 0 < alerts.threshold_pct < 100:
+        raise ConfigError(f"alerts.threshold_pct must be between 0 and 100, got {alerts.threshold_pct!r}")
+    if not alerts.threshold_pct < alerts.implausible_pct < 100:
+        raise ConfigError(f"alerts.implausible_pct must be above threshold_pct and below 100, got {alerts.implausible_pct!r}")
+    for key in ("top_moves", "stale_after_failures", "max_attempts"):
+        if getattr(alerts, key) < 1:
+            raise ConfigError(f"alerts.{key} must be at least 1, got {getattr(alerts, key)!r}")
+    return alerts
 
 
 def _table(value: Any, key: str) -> dict[str, Any]:
@@ -134,7 +162,7 @@ def _table(value: Any, key: str) -> dict[str, Any]:
 
 def _dataclass(cls: type, values: dict[str, Any], prefix: str, base: Any = None) -> Any:
     """Check `values` against the fields of `cls` and return `base` (or defaults) updated."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "source_file")}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "alerts", "source_file")}
     converted = {}
     for key, value in values.items():
         name = f"{prefix}.{key}" if prefix else key

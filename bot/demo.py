@@ -3,25 +3,34 @@
 A fresh database gets the shipped history, one poll of the `bundled` source (prices inside
 installed packages), and one try of each live source with a short timeout; then it prints
 what it holds. With no internet each live source fails with one line and the rest goes on.
+Last, the detectors run over the shipped history (`bot.backtest`) and the demo shows the
+alerts it produces, grouped into the messages a subscribed channel would have received.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections import Counter
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
-from bot import config, lookup, pipeline
+from bot import backtest, config, delivery, lookup, pipeline
+from bot.alert_cards import count_phrase
+from bot.chat.console import render as render_card
 from bot.cli import _poll_table, _print_failures, app, console, history_table
 from bot.fetch import make_client
-from storage import open_db, prices
+from storage import alerts, archive, open_db, prices
 
 #: Models whose history the demo prints: one per era of the curve.
 SHOWCASE = (("gpt-4o", "openai"), ("o3", "openai"), ("claude-3-5-sonnet-20240620", "anthropic"))
+#: Messages of the history backtest printed in full (the rest are counted).
+SHOWN_MESSAGES = 3
 #: Live sources get this long in the demo, so an offline machine is not kept waiting.
 LIVE_TIMEOUT_S = 5.0
 
@@ -52,6 +61,38 @@ def demo(
         if rows:
             console.print(history_table(model, rows))
     db.close()
+    show_history_alerts(path.with_name("backtest.db"), settings)
+
+
+def show_history_alerts(path: Path, settings: config.Settings) -> None:
+    """Run the detectors over the shipped history (in a database of their own) and show the
+    alerts it produces as they would be posted: counts, then the latest messages with moves."""
+    if path.exists():
+        path.unlink()
+    db = open_db(path)
+    console.rule("Alerts the shipped history produces")
+    document = archive.decode(resources.files("bot.data").joinpath(pipeline.SHIPPED_HISTORY).read_bytes())
+    batches = backtest.run(db, document, settings.alerts)
+    rows = alerts.query(db)
+    console.print(f"{len(rows):,} alerts in {len(batches):,} messages ({count_phrase(Counter(row['kind'] for row in rows))})")
+    console.print(alerts_by_source(rows))
+    with_moves = [b for b in batches if any(row["kind"] in alerts.PRICE_KINDS for row in alerts.query(db, ids=b.alert_ids))]
+    console.print(f"The last {min(SHOWN_MESSAGES, len(with_moves))} messages with price moves, as a channel subscribed to everything gets them:")
+    for batch in with_moves[-SHOWN_MESSAGES:]:
+        console.out(render_card(delivery.card_for(db, batch, settings.alerts), width=min(console.width, 110)), end="", highlight=False)
+    db.close()
+
+
+def alerts_by_source(rows: list[dict]) -> Table:
+    counts = Counter((row["source"], row["kind"]) for row in rows)
+    kinds = [kind for kind in alerts.KINDS if any(k == kind for _, k in counts)]
+    table = Table(title="Alerts by source and kind", title_justify="left")
+    table.add_column("source")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    for source in sorted({source for source, _ in counts}):
+        table.add_row(source, *(str(counts[source, kind]) for kind in kinds))
+    return table
 
 
 async def _demo_poll(db, settings: config.Settings, live: list[str]) -> list[pipeline.PollReport]:

@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import sqlite_utils
 
+from bot import alerting
 from bot.clock import Clock, utcnow
-from bot.config import Settings
+from bot.config import AlertSettings, Settings
 from bot.errors import DeflationWatchError, PayloadError, SourceError
 from bot.fetch import fetch
 from bot.quotes import Catalog
@@ -38,6 +39,7 @@ class PollReport:
     seconds: float = 0.0
     error: str | None = None
     outcome: prices.Outcome | None = field(default=None, repr=False)
+    alerts: alerting.AlertReport = field(default_factory=alerting.AlertReport, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -47,9 +49,18 @@ class PollReport:
         return {name: getattr(self, name) for name in ("source", "status", "models_seen", "changes", "skipped", "seconds", "error")}
 
 
-def ingest(db: sqlite_utils.Database, source: Source, poll: polls.Poll) -> PollReport:
-    """Parse `poll.payload` (if any) and store poll and price changes in one transaction.
-    A payload that does not parse is stored as a failed poll: the error is kept, the prices are not."""
+def ingest(
+    db: sqlite_utils.Database,
+    source: Source,
+    poll: polls.Poll,
+    *,
+    alerts: AlertSettings | None = None,
+    clock: Clock = utcnow,
+    notify: bool = True,
+) -> PollReport:
+    """Parse `poll.payload` (if any) and store poll, price changes and the alerts they raise
+    in one transaction. A payload that does not parse is stored as a failed poll: the error is
+    kept, the prices are not. `notify=False` stores alerts without queueing them for chat."""
     catalog: Catalog | None = None
     if poll.payload is not None and poll.status != "failed":
         try:
@@ -58,9 +69,28 @@ def ingest(db: sqlite_utils.Database, source: Source, poll: polls.Poll) -> PollR
             poll.status, poll.error = "failed", str(exc)
         else:
             poll.skipped = dict(catalog.skipped)
-    outcome = prices.record(db, poll, catalog.quotes if catalog else None)
+    return store(db, poll, catalog.quotes if catalog else None, alerts=alerts, clock=clock, notify=notify)
+
+
+def store(
+    db: sqlite_utils.Database,
+    poll: polls.Poll,
+    quotes: Iterable[prices.QuoteLike] | None,
+    *,
+    alerts: AlertSettings | None = None,
+    clock: Clock = utcnow,
+    notify: bool = True,
+) -> PollReport:
+    """Store a parsed poll and run the detectors inside the same transaction."""
+    found = alerting.AlertReport()
+
+    def detect(db: sqlite_utils.Database, outcome: prices.Outcome) -> None:
+        nonlocal found
+        found = alerting.run(db, poll.source, poll.observed_at, outcome, settings=alerts or AlertSettings(), now=clock(), notify=notify)
+
+    outcome = prices.record(db, poll, quotes, within=detect)
     return PollReport(
-        source.name,
+        poll.source,
         outcome.status,
         outcome.models_seen,
         len(outcome.changes),
@@ -68,6 +98,7 @@ def ingest(db: sqlite_utils.Database, source: Source, poll: polls.Poll) -> PollR
         (poll.finished_at - poll.started_at).total_seconds(),
         poll.error,
         outcome,
+        found,
     )
 
 
@@ -102,7 +133,7 @@ async def poll_source(db: sqlite_utils.Database, client: httpx.AsyncClient, sett
     except SourceError as exc:
         poll.status, poll.error = "failed", str(exc)
     poll.finished_at = started + timedelta(seconds=round(time.monotonic() - began))
-    report = ingest(db, source, poll)
+    report = ingest(db, source, poll, alerts=settings.alerts, clock=clock)
     report.seconds = time.monotonic() - began
     return report
 
@@ -132,10 +163,19 @@ def snapshots(directory: Path) -> list[Path]:
     return sorted(files, key=snapshot_time)
 
 
-def replay(db: sqlite_utils.Database, directory: Path, name: str, on_file: Callable[[Path, PollReport], None] | None = None) -> list[PollReport]:
-    """Feed snapshot files through the same parser and storage path as a live poll, oldest
-    first, each observed at its file time. Snapshots no newer than what the database already
-    holds for the source are passed over, so replaying a directory twice adds nothing."""
+def replay(
+    db: sqlite_utils.Database,
+    directory: Path,
+    name: str,
+    on_file: Callable[[Path, PollReport], None] | None = None,
+    *,
+    settings: Settings | None = None,
+    notify: bool = False,
+) -> list[PollReport]:
+    """Feed snapshot files through the same parser, storage and detectors as a live poll,
+    oldest first, each observed (and its clock set) at its file time. Snapshots no newer than
+    what the database already holds for the source are passed over, so replaying a directory
+    twice adds nothing. A replay is a backtest: its alerts are stored, not queued for chat."""
     source = SOURCES[name]
     latest = polls.last_catalog(db, name)
     reports = []
@@ -145,7 +185,8 @@ def replay(db: sqlite_utils.Database, directory: Path, name: str, on_file: Calla
             continue
         raw = path.read_bytes()
         body = gzip.decompress(raw) if path.suffix == ".gz" else raw
-        report = ingest(db, source, polls.Poll(source=name, started_at=at, finished_at=at, observed_at=at, payload=body))
+        poll = polls.Poll(source=name, started_at=at, finished_at=at, observed_at=at, payload=body)
+        report = ingest(db, source, poll, alerts=settings.alerts if settings else None, clock=lambda at=at: at, notify=notify)
         reports.append(report)
         if on_file:
             on_file(path, report)

@@ -62,8 +62,75 @@ CREATE UNIQUE INDEX prices_open ON prices(model_id) WHERE valid_to IS NULL;
 CREATE INDEX prices_model_time ON prices(model_id, valid_from);
 """
 
+ALERTS = """
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,             -- price_cut | price_hike | new_model | model_removed | source_suspect | source_stale | source_recovered
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '', -- the source's own key; '' for source alerts
+    field TEXT NOT NULL DEFAULT '', -- input_mtok | output_mtok | cache_read_mtok; '' when not a price
+    new_value TEXT NOT NULL DEFAULT '', -- the dedupe value: the new price, or the episode of a source alert
+    old_mtok TEXT,                  -- exact decimal text, USD per million tokens
+    new_mtok TEXT,
+    pct_change REAL,                -- percent, negative for cuts
+    status TEXT NOT NULL,           -- pending | confirmed | dropped
+    reason TEXT,                    -- why held, confirmed or dropped (unit_jump, next_poll, reverted, ...)
+    observed_at TEXT NOT NULL,      -- when the poll that showed it was taken
+    poll_id INTEGER REFERENCES polls(id),
+    match_key TEXT,                 -- provider + normalised model: the same move in other sources
+    group_id INTEGER REFERENCES alerts(id), -- the first alert of the same move; NULL for that one
+    silence_id INTEGER REFERENCES silences(id),
+    inhibited_by TEXT,              -- source_stale | source_suspect: its own source's state hid it
+    detail TEXT,                    -- JSON object
+    created_at TEXT NOT NULL,
+    resolved_at TEXT,               -- when a pending alert was confirmed or dropped
+    UNIQUE (kind, source, provider, model, field, new_value)
+);
+CREATE INDEX alerts_time ON alerts(observed_at);
+CREATE INDEX alerts_match ON alerts(match_key, kind, field);
+CREATE INDEX alerts_open ON alerts(source, status);
+CREATE INDEX alerts_group ON alerts(group_id);
+CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,          -- platform:address, e.g. slack:C123, discord:456, console:
+    providers TEXT,                 -- JSON list; NULL = every provider
+    models TEXT,                    -- JSON list of globs; NULL = every model
+    kinds TEXT,                     -- JSON list; NULL = every kind
+    min_pct REAL,                   -- smallest price move in percent; NULL = the global threshold
+    created_by TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX subscriptions_channel ON subscriptions(channel);
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY,
+    pattern TEXT NOT NULL,          -- glob over provider/model, model key, source and kind
+    starts_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id),
+    channel TEXT NOT NULL,
+    batch INTEGER NOT NULL,         -- id of the batch's first row: one batch is one message
+    state TEXT NOT NULL DEFAULT 'pending', -- pending | sent | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    last_error TEXT,
+    message_id TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    UNIQUE (alert_id, channel)
+);
+CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
+CREATE INDEX outbox_batch ON outbox(batch);
+"""
+
 #: Each entry is one SQL script; entry N brings the database to user_version N + 1.
-MIGRATIONS: tuple[str, ...] = (INITIAL,)
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

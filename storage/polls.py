@@ -90,3 +90,27 @@ def summary(db: sqlite_utils.Database) -> list[dict]:
                FROM polls s GROUP BY s.source ORDER BY s.source"""
         )
     )
+
+
+def find(db: sqlite_utils.Database, source: str, statuses: tuple[str, ...], *, before: int | None = None, earliest: bool = False) -> dict | None:
+    """The source's latest poll (or with `earliest`, its first) with one of `statuses`,
+    optionally only among polls older than the poll with id `before`."""
+    where = f"source = ? AND status IN ({','.join('?' * len(statuses))})"
+    params: list = [source, *statuses]
+    if before is not None:
+        where += " AND id < ?"
+        params.append(before)
+    rows = db.query(f"SELECT * FROM polls WHERE {where} ORDER BY id {'ASC' if earliest else 'DESC'} LIMIT 1", params)
+    return next(rows, None)
+
+
+def recent_statuses(db: sqlite_utils.Database, source: str, *, upto: int, limit: int) -> list[str]:
+    """Statuses of the source's last `limit` polls up to and including poll `upto`, newest first."""
+    rows = db.execute("SELECT status FROM polls WHERE source = ? AND id <= ? ORDER BY id DESC LIMIT ?", [source, upto, limit])
+    return [row[0] for row in rows]
+
+
+def first_after(db: sqlite_utils.Database, source: str, after: int | None) -> dict | None:
+    """The source's first poll after poll id `after` (its very first when `after` is None)."""
+    rows = db.query("SELECT * FROM polls WHERE source = ? AND id > ? ORDER BY id LIMIT 1", [source, after or 0])
+    return next(rows, None)

@@ -1,0 +1,97 @@
+"""The delivery loop: send each due outbox batch through its platform's adapter and record the
+outcome. `deliver_due` never raises: a failed or raising send is recorded and retried with
+exponential backoff (no sooner than the platform's `retry_after`), a permanent failure is given
+up at once, and a batch whose platform has no adapter here waits for a process that has one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlite_utils
+
+from bot import alert_cards
+from bot.cards import Card
+from bot.chat.base import Adapter, Delivery
+from bot.clock import Clock, utcnow
+from bot.config import AlertSettings
+from storage import alerts, outbox, transaction
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    batch: int
+    channel: str
+    alerts: int
+    state: str  # sent | retry | failed | waiting (no adapter for the platform)
+    error: str | None = None
+
+
+def card_for(db: sqlite_utils.Database, batch: outbox.Batch, settings: AlertSettings) -> Card:
+    """The message a batch is posted as: its alerts rendered together, biggest moves first."""
+    return alert_cards.render(alerts.query(db, ids=batch.alert_ids), top=settings.top_moves)
+
+
+def backoff(attempts: int, settings: AlertSettings, retry_after: float | None = None) -> timedelta:
+    """Wait before the next try after `attempts` failed ones: doubling from `retry_after`
+    (setting), capped at `retry_max`, never shorter than what the platform asked for."""
+    wait = min(settings.retry_after * 2 ** max(attempts - 1, 0), settings.retry_max)
+    return max(wait, timedelta(seconds=retry_after or 0))
+
+
+async def deliver_due(
+    db: sqlite_utils.Database,
+    adapters: Mapping[str, Adapter],
+    clock: Clock = utcnow,
+    *,
+    settings: AlertSettings | None = None,
+) -> list[DeliveryReport]:
+    """Send every batch due now, one message per batch; return what happened to each."""
+    settings = settings or AlertSettings()
+    try:
+        due = outbox.due(db, clock())
+    except Exception:
+        log.exception("could not read the outbox")
+        return []
+    reports = []
+    for batch in due:
+        platform, _, address = batch.channel.partition(":")
+        adapter = adapters.get(platform)
+        if adapter is None:
+            reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", f"no {platform} adapter"))
+            continue
+        try:
+            delivery = await adapter.send(address, [card_for(db, batch, settings)], idempotency_key=batch.idempotency_key)
+        except Exception as exc:  # an adapter should answer, not raise; the loop goes on either way
+            log.exception("%s adapter raised for batch %s", platform, batch.id)
+            delivery = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
+        reports.append(_record(db, batch, delivery, clock(), settings))
+    return reports
+
+
+def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings) -> DeliveryReport:
+    attempts = batch.attempts + 1
+    if delivery.ok:
+        state, error = "sent", None
+    elif delivery.permanent or attempts >= settings.max_attempts:
+        state, error = "failed", delivery.error or "failed"
+    else:
+        state, error = "retry", delivery.error or "failed"
+    try:
+        with transaction(db):
+            if state == "sent":
+                outbox.mark_sent(db, batch.id, now, delivery.message_id)
+            elif state == "failed":
+                outbox.mark_failed(db, batch.id, error)
+            else:
+                outbox.mark_retry(db, batch.id, now + backoff(attempts, settings, delivery.retry_after), error)
+    except Exception:
+        log.exception("could not record the delivery of batch %s", batch.id)
+    if state != "sent":
+        log.warning("delivery of batch %s to %s: %s (%s)", batch.id, batch.channel, state, error)
+    return DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), state, error)
