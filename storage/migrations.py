@@ -129,8 +129,26 @@ CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 CREATE INDEX outbox_batch ON outbox(batch);
 """
 
+DIGESTS = """
+CREATE TABLE digest_channels (
+    channel TEXT PRIMARY KEY,       -- platform:address that takes the weekly digest
+    created_by TEXT,
+    created_at TEXT NOT NULL        -- a channel gets digests of slots from this time on
+);
+CREATE TABLE digest_posts (
+    slot TEXT NOT NULL,             -- the scheduled time (UTC) the digest is for
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL,            -- sent | retry | failed
+    attempts INTEGER NOT NULL DEFAULT 0,
+    message_id TEXT,
+    last_error TEXT,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (slot, channel)
+);
+"""
+
 #: Each entry is one SQL script; entry N brings the database to user_version N + 1.
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS)
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS)
 
 
 def migrate(db: sqlite_utils.Database) -> int:
