@@ -16,14 +16,16 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import sqlite_utils
 
 from bot.errors import NotEnoughDataError, UnknownModelError
 from bot.naming import normalise_model
 from bot.tiers import Tier
+from storage import prices
 
 DAY = pd.Timedelta(days=1)
 YEAR_DAYS = 365
@@ -32,6 +34,12 @@ MIN_POINTS = 3
 MIN_SPAN_DAYS = 30
 #: The constant declines drawn behind tier curves: 30 %/yr, 70 %/yr and 90 %/yr (10×).
 REFERENCE_RATES = (0.3, 0.7, 0.9)
+
+#: The outlier guard of tier floors (see `tier_series`): a listing under 1/OUTLIER_FACTOR of
+#: the median of at least OUTLIER_MIN_OTHERS other listings of the same model is set aside.
+OUTLIER_FACTOR = 5
+OUTLIER_MIN_OTHERS = 2
+TIER_COLUMNS = ["date", "usd_per_mtok", "model", "provider", "source", "open_weight"]
 
 _OPEN = np.iinfo(np.int64).max  # the end of an interval that is still current, in ns
 
@@ -95,28 +103,105 @@ def model_series(
 def tier_series(intervals: pd.DataFrame, tier: Tier) -> pd.DataFrame:
     """The cheapest blended price among a tier's members over time, and who charged it.
 
-    Columns date, usd_per_mtok, model (the source's own key), provider, source, open_weight.
-    A listing counts only from the day its model joined the tier, so the floor never falls
-    because a model is re-labelled after the fact. Free, zero and flagged prices never count:
-    a free tier or a placeholder is not a floor anyone can buy at. Ties go to the first source,
-    provider and model in alphabetical order, so the attribution is stable from run to run.
+    Columns date, usd_per_mtok, model (the source's own key), provider, source, open_weight
+    (from the tier file: see `bot.tiers`). A listing counts only from the day its model joined
+    the tier, so the floor never falls because a model is re-labelled after the fact. Free,
+    zero and flagged prices never count: a free tier or a placeholder is not a floor anyone can
+    buy at. Ties go to the first source, provider and model in alphabetical order, so the
+    attribution is stable from run to run.
+
+    Outlier guard: at each moment, a listing priced under 1/OUTLIER_FACTOR (a fifth) of the
+    median of the other listings of the same normalised model then, when there are at least
+    OUTLIER_MIN_OTHERS (two) of them, is not a floor candidate. A proprietary model is resold
+    at its maker's list price, so a listing ten times below every other seller is a typo
+    upstream, not a price: LiteLLM listed Vertex's claude-3-opus at $1.50/$7.50 for six weeks of
+    2024 while Anthropic and Bedrock charged $15/$75. Hosts of an open-weight model set their
+    own prices (Together charged $0.88 for Llama 3.3 70B Turbo while DeepInfra charged $0.06),
+    so there a listing is compared only with the same host's other listings (in other sources,
+    or under other spellings): that still catches genai-prices' $0.014/$0.028 for DeepSeek's
+    own deepseek-chat in mid-2025, ten times below what LiteLLM had for the same host. A model
+    with fewer than two comparable listings cannot be checked this way and counts.
     """
-    columns = ["date", "usd_per_mtok", "model", "provider", "source", "open_weight"]
+    members, references = _tier_listings(intervals, tier)
+    if members.empty:
+        return pd.DataFrame(columns=TIER_COLUMNS)
+    times = np.unique(np.concatenate([_ns(members["start"]), _ns(references["valid_from"]),
+                                      _ns(members["valid_to"]), _ns(references["valid_to"])]))
+    times = times[times != _OPEN]
+    candidate = _candidates(members, references, times)
+    # Rows are cheapest first, so the first candidate at each moment is the floor.
+    floor = members.iloc[candidate.argmax(axis=1)].reset_index(drop=True)[TIER_COLUMNS[1:]]
+    floor = floor.astype({"open_weight": object})
+    floor.loc[~candidate.any(axis=1), TIER_COLUMNS[1:]] = None
+    floor.insert(0, "date", pd.to_datetime(times, utc=True))
+    return _changes(floor, ["usd_per_mtok", "model", "provider", "source"])
+
+
+def tier_listings_at(intervals: pd.DataFrame, tier: Tier, when: date | datetime) -> pd.DataFrame:
+    """Every listing of a tier's members priced at `when`, cheapest first (the order, and the
+    outlier guard, of `tier_series`, so the first row without `outlier` is its floor then).
+
+    Columns usd_per_mtok, input_mtok, output_mtok, model, name (normalised), provider, source,
+    open_weight, since (when the listing's price took effect), outlier.
+    """
+    members, references = _tier_listings(intervals, tier)
+    at = np.array([as_utc(when).as_unit("ns").value])
+    held = _held(members["start"], members["valid_to"], at)[0]
+    candidate = _candidates(members, references, at)[0]
+    listed = members[held].assign(since=members["valid_from"][held], outlier=~candidate[held])
+    columns = ["usd_per_mtok", "input_mtok", "output_mtok", "model", "name", "provider", "source", "open_weight", "since", "outlier"]
+    return listed[columns].reset_index(drop=True)
+
+
+def _tier_listings(intervals: pd.DataFrame, tier: Tier) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tier's priced listings from the day each joined (`start`), cheapest first, with the
+    tier file's open-weight flag; and every priced listing of the same models with its real
+    validity, which the outlier guard compares against. `listing` identifies an interval in both.
+    Prices the tier file sets aside (`[[set_aside]]`) are in neither."""
     rows = _priced(intervals)
+    if tier.set_aside:
+        listings = list(zip(rows["source"], rows["provider"], rows["model"]))
+        until = {key: max((e.until for e in tier.set_aside if e.matches(*key)), default=None) for key in set(listings)}
+        cutoff = pd.Series(pd.to_datetime([until[key] for key in listings], utc=True), index=rows.index)
+        rows = rows[~(rows["valid_from"] < cutoff)]
+    rows = rows.assign(name=rows["model"].map(normalise_model), listing=np.arange(len(rows)))
     keys = list(zip(rows["provider"], rows["model"]))
-    joined = {key: tier.joined(key[1], key[0]) for key in set(keys)}
-    since = pd.Series(pd.to_datetime([joined[key] for key in keys], utc=True), index=rows.index)
-    rows = rows.assign(start=rows["valid_from"].where(rows["valid_from"] >= since, since))
-    rows = rows[rows["start"].notna() & (rows["valid_to"].isna() | (rows["valid_to"] > rows["start"]))]
-    if rows.empty:
-        return pd.DataFrame(columns=columns)
-    rows = rows.sort_values(["usd_per_mtok", "source", "provider", "model"], kind="stable").reset_index(drop=True)
-    times, active = _active(rows["start"], rows["valid_to"])
-    # Rows are cheapest first, so the first active row at each moment is the floor.
-    floor = rows.iloc[active.argmax(axis=1)].reset_index(drop=True).astype({"open_weight": object})
-    floor.loc[~active.any(axis=1), ["usd_per_mtok", "model", "provider", "source", "open_weight"]] = None
-    floor["date"] = times
-    return _changes(floor[columns], ["usd_per_mtok", "model", "provider", "source"])
+    matching = {key: tier.matching(key[1], key[0]) for key in set(keys)}
+    since = pd.to_datetime([min((m.since for m in matching[key]), default=None) for key in keys], utc=True)
+    since = pd.Series(since, index=rows.index).dt.as_unit("ns")
+    rows = rows.assign(
+        start=rows["valid_from"].where(rows["valid_from"] >= since, since),
+        open_weight=[any(m.open_weight for m in matching[key]) for key in keys],
+    )
+    is_member = rows["start"].notna() & (rows["valid_to"].isna() | (rows["valid_to"] > rows["start"]))
+    members = rows[is_member].sort_values(["usd_per_mtok", "source", "provider", "model"], kind="stable")
+    references = rows[rows["name"].isin(set(members["name"]))]
+    return members.reset_index(drop=True), references.reset_index(drop=True)
+
+
+def _candidates(members: pd.DataFrame, references: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Which member listings can be the floor at each time (times × members): held then, and
+    not an outlier against its comparable listings of the same model (see `tier_series`)."""
+    held = _held(members["start"], members["valid_to"], times)
+    outlier = np.zeros_like(held)
+    price, listing, open_weight = (members[c].to_numpy() for c in ("usd_per_mtok", "listing", "open_weight"))
+    provider = members["provider"].str.lower().to_numpy()
+    ref_names = references["name"].to_numpy()
+    for name, positions in members.groupby("name").indices.items():
+        refs = references[ref_names == name]
+        if len(refs) <= OUTLIER_MIN_OTHERS:
+            continue  # too few listings of this model for any to have enough others
+        quoted = np.where(_held(refs["valid_from"], refs["valid_to"], times), refs["usd_per_mtok"].to_numpy(float), np.nan)
+        ref_listing, ref_provider = refs["listing"].to_numpy(), refs["provider"].str.lower().to_numpy()
+        for i in positions:
+            comparable = ref_listing != listing[i]
+            if open_weight[i]:  # hosts set their own prices: compare with this host only
+                comparable &= ref_provider == provider[i]
+            if comparable.sum() < OUTLIER_MIN_OTHERS:
+                continue
+            median, count = _row_medians(quoted[:, comparable])
+            outlier[:, i] = (count >= OUTLIER_MIN_OTHERS) & (price[i] * OUTLIER_FACTOR < median)
+    return held & ~outlier
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +230,7 @@ def annual_decline(points: pd.DataFrame, window_days: int | None = 365, as_of: d
     steps = points.sort_values("date", kind="stable")
     if steps.empty:
         raise NotEnoughDataError("Not enough data to fit a decline: the series has no prices.")
-    end = _utc(as_of) if as_of is not None else steps["date"].iloc[-1]
+    end = as_utc(as_of) if as_of is not None else steps["date"].iloc[-1]
     start = steps["date"].iloc[0]
     if window_days is not None:
         start = max(start, end - window_days * DAY)
@@ -190,7 +275,7 @@ def indexed(
             raise NotEnoughDataError(f"Cannot index {name!r}: it has no prices.")
     if not firsts:
         return {}
-    base = _utc(base_date) if base_date is not None else max(firsts.values())
+    base = as_utc(base_date) if base_date is not None else max(firsts.values())
     curves = {}
     for name, steps in series_by_name.items():
         steps = steps.sort_values("date", kind="stable")
@@ -211,7 +296,7 @@ def reference_curve(rate: float, start: date | datetime, end: date | datetime, f
     """A constant decline of `rate` per year as an index (date, index) from 100 at `start`."""
     if not rate < 1:
         raise ValueError(f"a decline rate must be below 1 (100 %/yr), got {rate!r}")
-    start, end = _utc(start), _utc(end)
+    start, end = as_utc(start), as_utc(end)
     dates = pd.date_range(start, end, freq=freq).union(pd.DatetimeIndex([start, end]))
     years = ((dates - start) / DAY).to_numpy(float) / YEAR_DAYS
     return pd.DataFrame({"date": dates, "index": 100 * (1 - rate) ** years})
@@ -227,6 +312,222 @@ def rate_label(rate: float) -> str:
     return f"{rate * 100:.0f} %/yr ({1 / (1 - rate):.2g}×)"
 
 
+#: How the references are named in words: the 2024 business plan's 30 %/yr, the seed
+#: article's ~70 %/yr, and the 10× a year others quote.
+REFERENCE_NAMES = {0.3: "the 30 % plan", 0.7: "the 70 % thesis", 0.9: "10× a year"}
+
+
+def rate_verdict(rate: float) -> str:
+    """`0.64` -> `running at 64 %/yr: faster than the 30 % plan, slower than the 70 % thesis`.
+
+    Compared at the shown precision (whole percent), so 70 % reads "in line with", never
+    "faster than" a 70 % it prints as equal.
+    """
+    shown = round(rate * 100)
+    head = f"running at {shown} %/yr" if shown > 0 else "flat (0 %/yr)" if shown == 0 else f"rising {-shown} %/yr"
+    below = [name for ref, name in REFERENCE_NAMES.items() if shown < round(ref * 100)]
+    equal = [name for ref, name in REFERENCE_NAMES.items() if shown == round(ref * 100)]
+    above = [name for ref, name in REFERENCE_NAMES.items() if shown > round(ref * 100)]
+    parts = ([f"faster than {above[-1]}"] if above else []) + ([f"in line with {equal[0]}"] if equal else [])
+    parts += [f"slower than {below[0]}"] if below and not equal else []
+    return f"{head}: {', '.join(parts)}"
+
+
+# The frame, and answers as plain values (what `--json` prints and the digest states)
+
+
+_LOADED: dict[str, tuple] = {}
+
+
+def load_intervals(db: sqlite_utils.Database) -> pd.DataFrame:
+    """Storage's price intervals as the frame every function here takes (see the module doc).
+
+    Times are aware UTC (`valid_to` NaT while current), prices floats in USD per million
+    tokens, `open_weight` True, False or None, `flag` a string or None. The last frame loaded
+    is kept until the database changes: SQLite's `data_version` moves when another connection
+    commits and the connection's `total_changes` when it writes itself, so a poll, a reparse or
+    a backfill from any process is seen on the next call. Each caller gets its own copy.
+    """
+    conn = db.conn
+    state = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+    cached = _LOADED.get("last")
+    if cached is not None and cached[0] is conn and cached[1] == state:
+        return cached[2].copy()
+    rows = prices.intervals(db)
+    columns = dict(zip(prices.INTERVAL_COLUMNS, zip(*rows))) if rows else dict.fromkeys(prices.INTERVAL_COLUMNS, ())
+    frame = pd.DataFrame({
+        **{name: pd.Series(columns[name], dtype=str) for name in ("source", "provider", "model")},
+        **{name: pd.to_datetime(pd.Series(columns[name], dtype=object), utc=True).dt.as_unit("ns") for name in ("valid_from", "valid_to")},
+        **{name: pd.Series(columns[name], dtype=float) for name in ("input_mtok", "output_mtok", "cache_read_mtok")},
+        "open_weight": pd.Series([None if v is None else bool(v) for v in columns["open_weight"]], dtype=object),
+        "flag": pd.Series(columns["flag"], dtype=object),
+    })
+    _LOADED["last"] = (conn, state, frame)
+    return frame.copy()
+
+
+def rows_at(steps: pd.DataFrame, when: pd.Series | pd.DatetimeIndex) -> pd.DataFrame:
+    """The row of a step series in force at each moment of `when` (all missing before its first)."""
+    dates = pd.DatetimeIndex(steps["date"]).as_unit("ns").asi8
+    at = np.searchsorted(dates, pd.DatetimeIndex(when).as_unit("ns").asi8, side="right") - 1
+    held = steps.iloc[np.maximum(at, 0)].reset_index(drop=True).astype(object)
+    held[at < 0] = None
+    return held
+
+
+def price_changes(intervals: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Real price changes of listings that took effect in (start, end], biggest cut first.
+
+    Columns date, source, provider, model, name, old_usd, usd_per_mtok (blended), change (a
+    fraction: −0.5 halves the price), old_input_mtok, old_output_mtok, input_mtok, output_mtok.
+    A change is an interval that starts where the same listing's previous one ended, both
+    real prices (module doc) with different blends; a model that returns after a gap, or
+    moves from free to paid, is not a price change. The same move shown by several sources (same
+    provider, model name and prices) is listed once, from the first source to show it.
+    """
+    rows = intervals.sort_values(["source", "provider", "model", "valid_from"], kind="stable").reset_index(drop=True)
+    usd = blended(rows["input_mtok"], rows["output_mtok"])
+    real = (rows["flag"].isna() & (usd > 0)).astype(float)
+    same = (rows[["source", "provider", "model"]] == rows[["source", "provider", "model"]].shift()).all(axis=1)
+    before = rows.shift().assign(usd=usd.shift(), real=real.shift())
+    changed = (
+        same & (before["valid_to"] == rows["valid_from"]) & (real == 1) & (before["real"] == 1)
+        & (usd != before["usd"]) & (rows["valid_from"] > as_utc(start)) & (rows["valid_from"] <= as_utc(end))
+    )
+    found = pd.DataFrame({
+        "date": rows["valid_from"], "source": rows["source"], "provider": rows["provider"], "model": rows["model"],
+        "name": rows["model"].map(normalise_model), "old_usd": before["usd"], "usd_per_mtok": usd,
+        "change": usd / before["usd"] - 1,
+        "old_input_mtok": before["input_mtok"], "old_output_mtok": before["output_mtok"],
+        "input_mtok": rows["input_mtok"], "output_mtok": rows["output_mtok"],
+    })[changed]
+    found = found.sort_values(["date", "source"], kind="stable")
+    found = found.drop_duplicates(subset=["provider", "name", "old_usd", "usd_per_mtok"])
+    return found.sort_values(["change", "date", "source", "provider", "model"], kind="stable").reset_index(drop=True)
+
+
+def new_models(intervals: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """Models first seen in (start, end]: normalised names with no listing, in any source, before.
+
+    Columns name, first_seen, listings (how many listings by `end`), and the cheapest real
+    price at `end` with who charged it: usd_per_mtok (NaN when only free or placeholder prices
+    are known), input_mtok, output_mtok, provider, source, model. Oldest first, then by name.
+    """
+    start, end = as_utc(start), as_utc(end)
+    names = intervals["model"].map(normalise_model)
+    first = intervals["valid_from"].groupby(names).min()
+    fresh = first[(first > start) & (first <= end)]
+    rows = intervals[names.isin(fresh.index) & (intervals["valid_from"] <= end)]
+    rows = rows.assign(name=names[rows.index], usd_per_mtok=blended(rows["input_mtok"], rows["output_mtok"]))
+    listings = rows.drop_duplicates(["name", "source", "provider", "model"]).groupby("name").size()
+    now = rows[(rows["valid_to"].isna() | (rows["valid_to"] > end)) & rows["flag"].isna() & (rows["usd_per_mtok"] > 0)]
+    cheapest = now.sort_values(["usd_per_mtok", "source", "provider", "model"], kind="stable").drop_duplicates("name")
+    columns = ["usd_per_mtok", "input_mtok", "output_mtok", "provider", "source", "model"]
+    found = pd.DataFrame({"name": fresh.index, "first_seen": fresh.to_numpy()})
+    found = found.assign(listings=found["name"].map(listings)).merge(cheapest[["name", *columns]], on="name", how="left")
+    return found.sort_values(["first_seen", "name"], kind="stable").reset_index(drop=True)
+
+
+def trend(
+    intervals: pd.DataFrame,
+    as_of: datetime,
+    *,
+    tier: Tier | None = None,
+    model: str | None = None,
+    provider: str | None = None,
+    window_days: int | None = 365,
+) -> dict[str, Any]:
+    """The fit of a tier's floor (or a model's consensus price) as plain values for `--json`.
+
+    Keys: tier, model, provider (the one asked for; the others None), as_of, window_days
+    (None: since the first price), start and end (first and last fitted day), n_points,
+    annual_decline (a fraction: 0.7 is 70 %/yr), fold_per_year, slope_per_day, label, and
+    points: the daily prices fitted, each with date and usd_per_mtok, and for a tier the
+    model, provider, source and open_weight of the floor that day, for a model n_sources.
+    Refitting `points` gives back `annual_decline` exactly.
+    """
+    if (tier is None) == (model is None):
+        raise ValueError("trend needs a tier or a model, not both")
+    series = tier_series(intervals, tier) if tier is not None else model_series(intervals, model, provider=provider)
+    fit = annual_decline(series, window_days, as_of)
+    held = rows_at(series, fit.points["date"])
+    extra = ["model", "provider", "source", "open_weight"] if tier is not None else ["n_sources"]
+    points = [
+        {"date": f"{day:%Y-%m-%d}", "usd_per_mtok": float(price), **{key: plain(row[key]) for key in extra}}
+        for day, price, (_, row) in zip(fit.points["date"], fit.points["usd_per_mtok"], held.iterrows())
+    ]
+    return {
+        "tier": tier.name if tier is not None else None,
+        "model": model,
+        "provider": provider,
+        "as_of": as_utc(as_of).isoformat(),
+        "window_days": window_days,
+        "start": f"{fit.start:%Y-%m-%d}",
+        "end": f"{fit.end:%Y-%m-%d}",
+        "n_points": fit.n_points,
+        "annual_decline": fit.annual_decline,
+        "fold_per_year": fit.fold_per_year,
+        "slope_per_day": fit.slope_per_day,
+        "label": rate_label(fit.annual_decline),
+        "points": points,
+    }
+
+
+def cheapest(intervals: pd.DataFrame, tier: Tier, as_of: datetime, top: int = 5) -> dict[str, Any]:
+    """A tier's floor at `as_of` and the cheapest of its other models, as plain values.
+
+    Keys: tier, as_of; floor (None when no member is priced), the listing `tier_series` gives
+    for that moment; next, up to `top` other models (normalised names) by their cheapest
+    listing; open_weight_floor and proprietary_floor, the cheapest listing of each kind (open
+    weight as the tier file says); set_aside, listings cheaper than the floor that the outlier
+    guard left out. Each listing: model (the source's key), name, provider, source,
+    usd_per_mtok (blended), input_mtok, output_mtok, open_weight, since.
+    """
+    listed = tier_listings_at(intervals, tier, as_of)
+    candidates = listed[~listed["outlier"]]
+    floor = candidates.iloc[0] if len(candidates) else None
+    others = candidates.drop_duplicates("name")
+    if floor is not None:
+        others = others[others["name"] != floor["name"]]
+    open_weight = candidates[candidates["open_weight"]]
+    proprietary = candidates[~candidates["open_weight"]]
+    set_aside = listed[listed["outlier"]]
+    if floor is not None:
+        set_aside = set_aside[set_aside["usd_per_mtok"] < floor["usd_per_mtok"]]
+    return {
+        "tier": tier.name,
+        "as_of": as_utc(as_of).isoformat(),
+        "floor": _listing(floor),
+        "next": [_listing(row) for _, row in others.head(top).iterrows()],
+        "open_weight_floor": _listing(open_weight.iloc[0] if len(open_weight) else None),
+        "proprietary_floor": _listing(proprietary.iloc[0] if len(proprietary) else None),
+        "set_aside": [_listing(row) for _, row in set_aside.iterrows()],
+    }
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's rows as JSON-ready dicts: times as ISO text, missing values as None."""
+    return [{key: plain(value) for key, value in row.items()} for _, row in frame.iterrows()]
+
+
+def _listing(row: pd.Series | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    keys = ("model", "name", "provider", "source", "usd_per_mtok", "input_mtok", "output_mtok", "open_weight")
+    return {**{key: plain(row[key]) for key in keys}, "since": as_utc(row["since"]).isoformat()}
+
+
+def plain(value: Any) -> Any:
+    """A frame's cell as a JSON value: numpy numbers as Python ones, missing as None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return as_utc(value).isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
 def _priced(intervals: pd.DataFrame) -> pd.DataFrame:
     """The rows that are real prices (see the module doc), with their blended `usd_per_mtok`."""
     rows = intervals.assign(usd_per_mtok=blended(intervals["input_mtok"], intervals["output_mtok"]))
@@ -235,12 +536,34 @@ def _priced(intervals: pd.DataFrame) -> pd.DataFrame:
 
 def _active(starts: pd.Series, ends: pd.Series) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Every moment an interval starts or ends, and which intervals hold then (times × rows)."""
-    start = pd.DatetimeIndex(starts).as_unit("ns").asi8
-    end = pd.DatetimeIndex(ends).as_unit("ns").asi8.copy()
-    end[ends.isna().to_numpy()] = _OPEN
+    start, end = _ns(starts), _ns(ends)
     times = np.unique(np.concatenate([start, end[end != _OPEN]]))
-    active = (start[None, :] <= times[:, None]) & (times[:, None] < end[None, :])
-    return pd.to_datetime(times, utc=True), active
+    return pd.to_datetime(times, utc=True), _held(starts, ends, times)
+
+
+def _held(starts: pd.Series, ends: pd.Series, times: np.ndarray) -> np.ndarray:
+    """Which intervals hold at each of `times` (ns since the epoch): times × rows."""
+    start, end = _ns(starts), _ns(ends)
+    return (start[None, :] <= times[:, None]) & (times[:, None] < end[None, :])
+
+
+def _row_medians(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The median of each row's non-NaN values (NaN for none) and how many there are: what
+    np.nanmedian gives, without its per-call cost in a loop over thousands of listings."""
+    count = (~np.isnan(values)).sum(axis=1)
+    if values.shape[1] == 0:
+        return np.full(len(values), np.nan), count
+    ordered = np.sort(values, axis=1)  # NaN sorts last
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    high = np.take_along_axis(ordered, count[:, None] // 2, axis=1)[:, 0] if values.shape[1] > 1 else low
+    return np.where(count > 0, (low + high) / 2, np.nan), count
+
+
+def _ns(moments: pd.Series) -> np.ndarray:
+    """Aware times as int64 ns since the epoch; a missing end (still current) is _OPEN."""
+    values = pd.DatetimeIndex(moments).as_unit("ns").asi8.copy()
+    values[pd.isna(moments).to_numpy()] = _OPEN
+    return values
 
 
 def _value_at(steps: pd.DataFrame, when: pd.DatetimeIndex) -> np.ndarray:
@@ -261,7 +584,7 @@ def _changes(frame: pd.DataFrame, columns: list[str], by: str | None = None) -> 
     return frame[started & ~same].reset_index(drop=True)
 
 
-def _utc(moment: date | datetime) -> pd.Timestamp:
+def as_utc(moment: date | datetime) -> pd.Timestamp:
     """An aware UTC Timestamp; a naive value or a date is taken to be UTC already."""
     moment = pd.Timestamp(moment)
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")

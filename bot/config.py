@@ -63,6 +63,7 @@ class Settings:
     timezone: str = "UTC"
     admins: tuple[str, ...] = ()
     backfill: bool = True  # a new database starts from the history shipped with the package
+    tiers: Path | None = None  # capability tiers file (None: the one shipped in bot/data)
     http: HttpSettings = field(default_factory=HttpSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
@@ -191,7 +192,7 @@ def _convert(kind: str, value: Any, name: str) -> Any:
             return parse_duration(value)
         except ValueError:
             raise ConfigError(f"{name} must be a duration such as \"6h\" or \"1d\", got {value!r}") from None
-    if kind == "Path":
+    if kind in ("Path", "Path | None"):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name} must be a file path, got {value!r}")
         return Path(value)

@@ -24,6 +24,8 @@ from bot import backtest, config, delivery, lookup, pipeline
 from bot.alert_cards import count_phrase
 from bot.chat.console import render as render_card
 from bot.cli import _poll_table, _print_failures, app, console, history_table
+from bot.cli_curve import show_digest
+from bot.clock import utcnow
 from bot.fetch import make_client
 from storage import alerts, archive, open_db, prices
 
@@ -62,6 +64,15 @@ def demo(
             console.print(history_table(model, rows))
     db.close()
     show_history_alerts(path.with_name("backtest.db"), settings)
+    show_curve(path, settings)
+
+
+def show_curve(path: Path, settings: config.Settings) -> None:
+    """End on the cost curve: the digest of the week to now, its chart written beside the database."""
+    db = open_db(path)
+    console.rule("The weekly digest")
+    show_digest(db, settings, path.with_name(f"deflation-watch-digest-{utcnow():%Y-%m-%d}.png"))
+    db.close()
 
 
 def show_history_alerts(path: Path, settings: config.Settings) -> None:

@@ -12,6 +12,7 @@ and so do serving variants such as `-turbo`, `-fp8` or `:extended`, which may be
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _BEDROCK_REGIONS = "us|eu|apac|au|jp|global|regional|us-gov"
 _BEDROCK_VENDORS = "anthropic|meta|amazon|mistral|cohere|ai21|openai|qwen|google|nvidia|writer"
@@ -43,6 +44,7 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
+@lru_cache(maxsize=1 << 16)  # pure, and called for every listing of every series and tier
 def normalise_model(model: str) -> str:
     """The name a model is matched by, whichever source listed it (rules in the module doc)."""
     name = model.strip().lower()

@@ -10,7 +10,7 @@ import pytest
 
 from bot import analytics
 from bot.errors import NotEnoughDataError, UnknownModelError
-from bot.tiers import Member, Tier
+from bot.tiers import Member, SetAside, Tier
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -46,10 +46,12 @@ def exponential(rate: float, days: int, start_price: float = 100.0) -> pd.DataFr
     return steps(*((d, start_price * (1 - rate) ** (d / 365)) for d in range(days + 1)))
 
 
-def tier(*members: tuple[str | tuple[str, ...], date]) -> Tier:
+def tier(*members: tuple, set_aside: tuple[SetAside, ...] = ()) -> Tier:
+    """A tier from (patterns, since[, open_weight]) tuples."""
     return Tier("test", "a test tier", tuple(
-        Member(patterns if isinstance(patterns, tuple) else (patterns,), since) for patterns, since in members
-    ))
+        Member(patterns if isinstance(patterns, tuple) else (patterns,), since, open_weight=bool(rest and rest[0]))
+        for patterns, since, *rest in members
+    ), set_aside)
 
 
 # blended
@@ -164,7 +166,7 @@ def test_floor_switches_models_with_their_attribution():
         interval("meta-llama/llama-3.1-70b-instruct", 80, input_mtok=0.8, output_mtok=0.8,
                  source="openrouter", provider="together", open_weight=True),
     )
-    floor = analytics.tier_series(frame, tier(("gpt-4", GPT4), ("gpt-4o", GPT4), ("llama-3.1-70b*", GPT4)))
+    floor = analytics.tier_series(frame, tier(("gpt-4", GPT4), ("gpt-4o", GPT4), ("llama-3.1-70b*", GPT4, True)))
     assert floor[["date", "usd_per_mtok", "model", "provider", "source", "open_weight"]].values.tolist() == [
         [day(0), 37.5, "gpt-4", "openai", "litellm", False],
         [day(50), 7.5, "gpt-4o", "openai", "litellm", False],
@@ -302,3 +304,226 @@ def test_reference_curves_share_the_base_and_are_labelled_with_their_fold():
     curves = analytics.reference_curves(T0, day(365))
     assert list(curves) == ["30 %/yr (1.4×)", "70 %/yr (3.3×)", "90 %/yr (10×)"]
     assert {c["index"].iloc[0] for c in curves.values()} == {100.0}
+
+
+def test_open_weight_comes_from_the_tier_file_not_the_listing():
+    frame = intervals(
+        interval("gpt-4o", 0, input_mtok=2.5, output_mtok=10, open_weight=True),  # a source that says so wrongly
+        interval("llama-3.3-70b-instruct", 0, input_mtok=5, output_mtok=5, provider="together", open_weight=None),
+    )
+    listed = analytics.tier_listings_at(frame, tier(("gpt-4o", GPT4), ("llama-3.3-70b*", GPT4, True)), day(1))
+    assert dict(zip(listed["name"], listed["open_weight"])) == {"gpt-4o": False, "llama-3.3-70b-instruct": True}
+
+
+# the outlier guard
+
+
+def vertex_opus_case(**anthropic) -> pd.DataFrame:
+    """LiteLLM in April 2024: Vertex lists claude-3-opus at a tenth of what Anthropic and Bedrock
+    charge, until a later snapshot fixes it; gpt-4-turbo is the honest floor meanwhile."""
+    return intervals(
+        interval("gpt-4-turbo", 0, input_mtok=10, output_mtok=30),  # 15.0 blended
+        interval("claude-3-opus-20240229", 0, provider="anthropic", input_mtok=15, output_mtok=75, **anthropic),
+        interval("anthropic.claude-3-opus-20240229-v1:0", 0, provider="bedrock", input_mtok=15, output_mtok=75),
+        interval("vertex_ai/claude-3-opus@20240229", 20, 60, provider="vertex_ai-anthropic_models", input_mtok=1.5, output_mtok=7.5),
+        interval("vertex_ai/claude-3-opus@20240229", 60, provider="vertex_ai-anthropic_models", input_mtok=15, output_mtok=75),
+    )
+
+
+GPT4_CLASS = (("gpt-4-turbo", GPT4), ("claude-3-opus*", GPT4))
+
+
+def test_a_listing_under_a_fifth_of_the_other_sellers_is_not_the_floor():
+    floor = analytics.tier_series(vertex_opus_case(), tier(*GPT4_CLASS))
+    assert floor[["usd_per_mtok", "model"]].values.tolist() == [[15.0, "gpt-4-turbo"]]
+    listed = analytics.tier_listings_at(vertex_opus_case(), tier(*GPT4_CLASS), day(30))
+    vertex = listed[listed["provider"] == "vertex_ai-anthropic_models"]
+    assert vertex["outlier"].tolist() == [True] and vertex["usd_per_mtok"].tolist() == [3.0]
+    cheapest = analytics.cheapest(vertex_opus_case(), tier(*GPT4_CLASS), day(30))
+    assert cheapest["floor"]["model"] == "gpt-4-turbo"
+    assert [row["provider"] for row in cheapest["set_aside"]] == ["vertex_ai-anthropic_models"]
+
+
+def test_with_only_one_other_seller_the_guard_cannot_judge_and_the_price_counts():
+    frame = vertex_opus_case(end=10)  # Anthropic's listing ends before Vertex's mistake
+    floor = analytics.tier_series(frame, tier(*GPT4_CLASS))
+    assert floor[["date", "usd_per_mtok"]].values.tolist() == [[day(0), 15.0], [day(20), 3.0], [day(60), 15.0]]
+
+
+def test_the_guard_uses_the_median_so_one_dear_seller_does_not_make_a_cheap_one_an_outlier():
+    frame = intervals(
+        interval("gpt-4o", 0, input_mtok=2.5, output_mtok=10),  # 4.375
+        interval("azure/gpt-4o", 0, provider="azure", input_mtok=2.5, output_mtok=10),
+        interval("gpt-4o", 0, provider="overpriced", input_mtok=250, output_mtok=1000),
+        interval("openai/gpt-4o", 0, provider="discount", source="openrouter", input_mtok=1, output_mtok=4),  # 1.75
+    )
+    assert analytics.tier_series(frame, tier(("gpt-4o", GPT4)))["provider"].tolist() == ["discount"]
+
+
+def test_an_open_weight_host_is_compared_only_with_its_own_other_listings():
+    frame = intervals(
+        # Together's Turbo listing, twice over in two sources, at fifteen times DeepInfra's price:
+        interval("together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", 0, provider="together", input_mtok=0.88, output_mtok=0.88),
+        interval("meta-llama/Llama-3.3-70B-Instruct-Turbo", 0, provider="together", source="genai-prices", input_mtok=0.88, output_mtok=0.88),
+        interval("deepinfra/meta-llama/Llama-3.3-70B-Instruct-Turbo", 0, provider="deepinfra", input_mtok=0.038, output_mtok=0.12),
+        # ... while a host's own typo is still caught against its listings elsewhere.
+        interval("deepseek-chat", 0, provider="deepseek", input_mtok=0.27, output_mtok=1.1),
+        interval("deepseek/deepseek-chat", 0, provider="deepseek", input_mtok=0.27, output_mtok=1.1),
+        interval("deepseek-chat", 0, provider="deepseek", source="genai-prices", input_mtok=0.014, output_mtok=0.028),
+    )
+    open_tier = tier(("llama-3.3-70b*", GPT4, True), ("deepseek-chat", GPT4, True))
+    floor = analytics.tier_series(frame, open_tier)
+    assert floor[["provider", "usd_per_mtok"]].values.tolist() == [["deepinfra", analytics.blended(0.038, 0.12)]]
+    listed = analytics.tier_listings_at(frame, open_tier, day(1))
+    assert listed.loc[listed["outlier"], ["provider", "source"]].values.tolist() == [["deepseek", "genai-prices"]]
+
+
+def test_set_aside_prices_never_reach_the_floor_and_later_prices_of_the_listing_do():
+    frame = intervals(
+        interval("gpt-4o", 0, input_mtok=5, output_mtok=15),  # 7.5
+        interval("gemini-1.5-pro", 0, 30, provider="vertex", input_mtok=0.625, output_mtok=1.875),  # per character
+        interval("gemini-1.5-pro", 30, provider="vertex", input_mtok=3.5, output_mtok=10.5),  # 5.25
+    )
+    entry = SetAside("litellm", "gemini-1.5-*", date(2024, 1, 31), "per-character prices stored as per-token", "vertex")
+    members = (("gpt-4o", GPT4), ("gemini-1.5-pro", GPT4))
+    assert analytics.tier_series(frame, tier(*members))["usd_per_mtok"].tolist() == [0.9375, 5.25]
+    guarded = analytics.tier_series(frame, tier(*members, set_aside=(entry,)))
+    assert guarded[["date", "usd_per_mtok"]].values.tolist() == [[day(0), 7.5], [day(30), 5.25]]
+    other_source = SetAside("openrouter", "gemini-1.5-*", date(2024, 1, 31), "not this source")
+    assert analytics.tier_series(frame, tier(*members, set_aside=(other_source,)))["usd_per_mtok"].tolist() == [0.9375, 5.25]
+
+
+def test_the_floor_at_a_moment_is_the_first_listing_there_that_is_not_an_outlier():
+    frame = vertex_opus_case()
+    series = analytics.tier_series(frame, tier(*GPT4_CLASS))
+    for moment in (day(0), day(25), day(59.5), day(61)):
+        listed = analytics.tier_listings_at(frame, tier(*GPT4_CLASS), moment)
+        first = listed[~listed["outlier"]].iloc[0]
+        held = analytics.rows_at(series, pd.DatetimeIndex([moment])).iloc[0]
+        assert (first["usd_per_mtok"], first["model"]) == (held["usd_per_mtok"], held["model"])
+
+
+# answers as plain values
+
+
+def test_trend_of_a_tier_gives_the_daily_points_it_fitted_with_their_holders():
+    frame = intervals(
+        interval("gpt-4", 0, input_mtok=30, output_mtok=60),
+        interval("llama-3.1-70b-instruct", 100, provider="together", input_mtok=0.9, output_mtok=0.9),
+    )
+    result = analytics.trend(frame, day(200), tier=tier(("gpt-4", GPT4), ("llama-3.1-70b*", GPT4, True)), window_days=None)
+    assert result["n_points"] == len(result["points"]) == 201 and result["window_days"] is None
+    assert result["points"][0] == {"date": "2024-01-01", "usd_per_mtok": 37.5, "model": "gpt-4", "provider": "openai",
+                                   "source": "litellm", "open_weight": False}
+    assert result["points"][-1]["model"] == "llama-3.1-70b-instruct" and result["points"][-1]["open_weight"] is True
+    x = np.array([(pd.Timestamp(p["date"]) - pd.Timestamp(result["points"][0]["date"])).days for p in result["points"]], float)
+    slope = np.polyfit(x, np.log([p["usd_per_mtok"] for p in result["points"]]), 1)[0]
+    assert abs(result["annual_decline"] - (1 - math.exp(365 * slope))) < 1e-9
+    assert result["label"] == analytics.rate_label(result["annual_decline"])
+
+
+def test_trend_of_a_model_is_its_consensus_with_the_number_of_sources():
+    result = analytics.trend(THREE_SOURCES, day(200), model="gpt-4o", provider="openai", window_days=None)
+    assert result["tier"] is None and result["model"] == "gpt-4o" and set(result["points"][0]) == {"date", "usd_per_mtok", "n_sources"}
+
+
+def test_trend_needs_one_of_tier_or_model():
+    with pytest.raises(ValueError, match="a tier or a model"):
+        analytics.trend(THREE_SOURCES, day(200))
+
+
+def test_cheapest_lists_one_row_per_model_after_the_floor_and_both_kinds_of_floor():
+    frame = intervals(
+        interval("gpt-4o", 0, input_mtok=2.5, output_mtok=10),
+        interval("azure/gpt-4o", 0, provider="azure", input_mtok=2.5, output_mtok=10),
+        interval("llama-3.3-70b-instruct", 0, provider="deepinfra", input_mtok=0.1, output_mtok=0.3),
+        interval("llama-3.3-70b-instruct", 0, provider="together", input_mtok=0.88, output_mtok=0.88),
+        interval("claude-3-opus", 0, provider="anthropic", input_mtok=15, output_mtok=75),
+    )
+    members = (("gpt-4o", GPT4), ("llama-3.3-70b*", GPT4, True), ("claude-3-opus", GPT4))
+    result = analytics.cheapest(frame, tier(*members), day(1), top=5)
+    assert (result["floor"]["name"], result["floor"]["provider"], result["floor"]["usd_per_mtok"]) == ("llama-3.3-70b-instruct", "deepinfra", analytics.blended(0.1, 0.3))
+    assert [(row["name"], row["provider"]) for row in result["next"]] == [("gpt-4o", "azure"), ("claude-3-opus", "anthropic")]
+    assert result["open_weight_floor"] == result["floor"]
+    assert result["proprietary_floor"]["provider"] == "azure"  # ties go to the first provider alphabetically
+    assert set(result["floor"]) == {"model", "name", "provider", "source", "usd_per_mtok", "input_mtok", "output_mtok", "open_weight", "since"}
+    assert analytics.cheapest(frame, tier(*members), day(1), top=1)["next"] == result["next"][:1]
+    assert analytics.cheapest(frame, tier(*members), day(-1))["floor"] is None
+
+
+# the week's news
+
+
+def test_price_changes_are_real_moves_of_one_listing_inside_the_window():
+    frame = intervals(
+        interval("gpt-4o", 0, 10, input_mtok=5, output_mtok=15),
+        interval("gpt-4o", 10, input_mtok=2.5, output_mtok=10),  # a cut on day 10
+        interval("gpt-4o", 0, 10, source="genai-prices", input_mtok=5, output_mtok=15),
+        interval("gpt-4o", 10, source="genai-prices", input_mtok=2.5, output_mtok=10),  # the same cut, again
+        interval("o3", 0, 8, input_mtok=2, output_mtok=8),
+        interval("o3", 8, input_mtok=10, output_mtok=40),  # a hike on day 8
+        interval("mini", 0, 9, input_mtok=0, output_mtok=0, flag="free"),
+        interval("mini", 9, input_mtok=1, output_mtok=1),  # free to paid: not a price change
+        interval("gone", 0, 5, input_mtok=9, output_mtok=9),
+        interval("gone", 9, input_mtok=1, output_mtok=1),  # returned after a gap: not a price change
+        interval("old", 0, 2, input_mtok=9, output_mtok=9),
+        interval("old", 2, input_mtok=1, output_mtok=1),  # before the window
+    )
+    changes = analytics.price_changes(frame, day(3), day(10))
+    assert changes[["name", "source", "old_usd", "usd_per_mtok"]].values.tolist() == [
+        ["gpt-4o", "genai-prices", 7.5, 4.375],
+        ["o3", "litellm", 3.5, 17.5],
+    ]
+    assert changes["change"].tolist() == [4.375 / 7.5 - 1, 4.0]
+    assert analytics.price_changes(frame, day(10), day(20)).empty  # a change exactly at the start is last week's
+
+
+def test_new_models_are_names_no_source_had_before_the_window():
+    frame = intervals(
+        interval("gpt-4o", 0, input_mtok=2.5, output_mtok=10),
+        interval("azure/gpt-4o", 5, provider="azure", input_mtok=2.5, output_mtok=10),  # a new seller, not a new model
+        interval("o3", 6, input_mtok=2, output_mtok=8),
+        interval("openai/o3", 7, source="openrouter", input_mtok=1, output_mtok=4),
+        interval("preview", 6, input_mtok=0, output_mtok=0, flag="free"),
+    )
+    found = analytics.new_models(frame, day(3), day(10))
+    assert found[["name", "first_seen", "listings"]].values.tolist() == [["o3", day(6), 2], ["preview", day(6), 1]]
+    # the cheapest real price of each at the end of the window, and who charges it; none for a free preview
+    assert found[["usd_per_mtok", "source"]].iloc[0].tolist() == [1.75, "openrouter"]
+    assert found[["usd_per_mtok", "source"]].iloc[1].isna().all()
+    assert analytics.new_models(frame, day(6), day(10)).empty
+
+
+def test_rate_verdict_compares_with_the_references_at_the_precision_it_prints():
+    assert analytics.rate_verdict(0.64) == "running at 64 %/yr: faster than the 30 % plan, slower than the 70 % thesis"
+    assert analytics.rate_verdict(0.2) == "running at 20 %/yr: slower than the 30 % plan"
+    assert analytics.rate_verdict(0.6996) == "running at 70 %/yr: faster than the 30 % plan, in line with the 70 % thesis"
+    assert analytics.rate_verdict(0.8) == "running at 80 %/yr: faster than the 70 % thesis, slower than 10× a year"
+    assert analytics.rate_verdict(0.95) == "running at 95 %/yr: faster than 10× a year"
+    assert analytics.rate_verdict(0.0) == "flat (0 %/yr): slower than the 30 % plan"
+    assert analytics.rate_verdict(-0.12) == "rising 12 %/yr: slower than the 30 % plan"
+
+
+# loading from storage
+
+
+def test_load_intervals_frames_storage_and_reloads_only_after_a_write(fresh_db):
+    from bot import pipeline
+
+    pipeline.load_history(fresh_db)
+    frame = analytics.load_intervals(fresh_db)
+    assert list(frame.columns) == list(analytics.prices.INTERVAL_COLUMNS)
+    assert str(frame["valid_from"].dt.tz) == "UTC" and frame["valid_to"].isna().any()
+    assert set(frame["open_weight"].map(repr)) <= {"True", "False", "None"}
+    assert frame["flag"].dropna().isin(["free", "sentinel"]).all()
+    assert analytics.load_intervals(fresh_db) is not frame  # a copy each time, so callers may change theirs
+    again = analytics.load_intervals(fresh_db)
+    assert again.equals(frame) and analytics._LOADED["last"][2] is not again
+    fresh_db.execute("UPDATE prices SET input_mtok = 999 WHERE id = 1")
+    assert (analytics.load_intervals(fresh_db)["input_mtok"] == 999).sum() == 1
+
+
+def test_load_intervals_of_an_empty_database(fresh_db):
+    frame = analytics.load_intervals(fresh_db)
+    assert frame.empty and list(frame.columns) == list(analytics.prices.INTERVAL_COLUMNS)
+    assert analytics.tier_series(frame, tier(("gpt-4o", GPT4))).empty

@@ -130,6 +130,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 GOOD_TIER = '[tiers.t]\ndescription = "d"\n'
+MEMBER = 'members = [{ pattern = "gpt-4o", since = 2024-05-13 }]\n'
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,18 @@ GOOD_TIER = '[tiers.t]\ndescription = "d"\n'
         (GOOD_TIER + 'members = ["gpt-4o"]', "tiers.t.members[0] must be a table"),
         ('[tiers.t]\nmembers = [{ pattern = "gpt-4o", since = 2024-05-13 }]', "tiers.t.description must be a non-empty string"),
         (GOOD_TIER + 'colour = "red"\nmembers = [{ pattern = "gpt-4o", since = 2024-05-13 }]', "tiers.t.colour is not a known key"),
+        (GOOD_TIER + 'members = [{ pattern = "gpt-oss-120b", since = 2025-08-05, open_weight = "yes" }]',
+         "tiers.t.members[0].open_weight must be true or false, got 'yes'"),
         ("[tier.t]\n", "unknown top-level key 'tier'"),
+        (GOOD_TIER + MEMBER + '[[set_aside]]\nsource = "litellm"\npattern = "gemini-1.5-pro"\nuntil = 2024-07-01\n',
+         "set_aside[0].reason must be a non-empty string, got None"),
+        (GOOD_TIER + MEMBER + '[[set_aside]]\nsource = "litellm"\npattern = "gemini-1.5-pro"\nuntil = "2024-07-01"\nreason = "r"\n',
+         "set_aside[0].until must be a TOML date such as 2024-07-01"),
+        (GOOD_TIER + MEMBER + '[[set_aside]]\nsource = "litellm"\npattern = "gemini/gemini-1.5-pro"\nuntil = 2024-07-01\nreason = "r"\n',
+         "set_aside[0].pattern 'gemini/gemini-1.5-pro' can never match a normalised model name; write 'gemini-1.5-pro'"),
+        (GOOD_TIER + MEMBER + '[[set_aside]]\nsource = "litellm"\npattern = "x"\nuntil = 2024-07-01\nreason = "r"\nwhy = 1\n',
+         "set_aside[0].why is not a known key"),
+        ('set_aside = 3\n' + GOOD_TIER + MEMBER, "set_aside must be written as [[set_aside]] tables"),
         ("", "tiers: define at least one [tiers.<name>] table"),
         ("[tiers.t\n", "not a valid TOML file"),
     ],
@@ -171,3 +183,23 @@ def test_a_users_file_replaces_the_shipped_one(tmp_path):
     tier = load_tiers(path)["t"]
     assert tier.joined("gpt-4o-2024-08-06", "openai") == date(2024, 5, 13)
     assert tier.joined("gpt-4o", "azure") is None  # the provider narrows the member
+
+
+def test_open_weight_and_set_aside_entries_are_read(tmp_path):
+    path = write(tmp_path, GOOD_TIER + 'members = [{ pattern = "gpt-oss-120b", since = 2025-08-05, open_weight = true }, '
+                 '{ pattern = "gpt-4o", since = 2024-05-13 }]\n'
+                 '[[set_aside]]\nsource = "litellm"\nprovider = "Vertex"\npattern = "gemini-1.5-*"\nuntil = 2024-07-01\nreason = " per character "\n')
+    tier = load_tiers(path)["t"]
+    assert tier.open_weight("openai/gpt-oss-120b", "openrouter") and not tier.open_weight("gpt-4o", "openai")
+    [entry] = tier.set_aside
+    assert (entry.source, entry.provider, entry.until, entry.reason) == ("litellm", "vertex", date(2024, 7, 1), "per character")
+    assert entry.matches("litellm", "vertex", "gemini-1.5-pro-001") and not entry.matches("litellm", "gemini", "gemini-1.5-pro")
+    assert not entry.matches("genai-prices", "vertex", "gemini-1.5-pro")
+
+
+def test_the_shipped_file_marks_open_weight_members_and_sets_aside_known_errors(tiers):
+    gpt4_class = tiers["gpt-4-class"]
+    assert gpt4_class.open_weight("deepinfra/meta-llama/Llama-3.3-70B-Instruct-Turbo", "deepinfra")
+    assert gpt4_class.open_weight("deepseek-chat", "deepseek") and not gpt4_class.open_weight("gpt-4o", "openai")
+    assert {entry.pattern for entry in gpt4_class.set_aside} == {"gemini-1.5-*", "gemini-1.5-pro", "gemini-1.5-pro-latest"}
+    assert all(entry.reason for entry in gpt4_class.set_aside)
