@@ -287,7 +287,7 @@ def test_digest_prints_what_its_json_says_and_no_placeholder(history_db, tmp_pat
     assert "is 2.1× cheaper than the cheapest proprietary one, gpt-5-nano" in text
     assert "No price cuts in the week." in text and "No new models in the week." in text
     assert "litellm 1,296 models, no good live poll yet, newest price change 2025-09-01" in text
-    for absent in ("TODO", "indicator", "nan", "None", "null"):  # no placeholder, no missing value shown raw
+    for absent in ("TODO", "TBD", "nan", "None", "null"):  # no placeholder, no missing value shown raw
         assert not re.search(rf"\b{absent}\b", text, re.IGNORECASE), absent
 
 
