@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot import __version__
 from bot.durations import parse_duration
@@ -58,6 +59,14 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """What `deflation-watch run` does on a timer besides polling (each source has its `every`)."""
+
+    digest: str = "0 9 * * mon"  # crontab (minute hour day month weekday) in `timezone`; "" for no digest
+    deliver_every: timedelta = timedelta(seconds=5)  # how often the outbox is checked for due messages
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     db: Path = Path("deflation-watch.db")
     timezone: str = "UTC"
@@ -66,6 +75,7 @@ class Settings:
     tiers: Path | None = None  # capability tiers file (None: the one shipped in bot/data)
     http: HttpSettings = field(default_factory=HttpSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     source_file: Path | None = None  # where the settings came from, for messages
 
@@ -139,8 +149,28 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
         sources[name] = _dataclass(SourceSettings, _table(table, f"sources.{name}"), f"sources.{name}", base=sources[name])
     http = _dataclass(HttpSettings, _table(raw.pop("http", {}), "http"), "http")
     alerts = _check_alerts(_dataclass(AlertSettings, _table(raw.pop("alerts", {}), "alerts"), "alerts"))
-    settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, sources=sources))
+    schedule = _dataclass(ScheduleSettings, _table(raw.pop("schedule", {}), "schedule"), "schedule")
+    settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, schedule=schedule, sources=sources))
+    _check_schedule(settings)
     return dataclasses.replace(settings, source_file=path)
+
+
+def _check_schedule(settings: Settings) -> None:
+    """The timezone must be a real zone and the digest a crontab that fires in it."""
+    from apscheduler.triggers.cron import CronTrigger  # only here: the CLI starts faster without it
+
+    try:
+        zone = ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone must be an IANA zone such as \"Europe/Berlin\" or \"UTC\", got {settings.timezone!r}") from None
+    if settings.schedule.digest.strip():
+        try:
+            CronTrigger.from_crontab(settings.schedule.digest, timezone=zone)
+        except ValueError as exc:
+            raise ConfigError(
+                f"schedule.digest must be a crontab such as \"0 9 * * mon\" (minute hour day month weekday), "
+                f"got {settings.schedule.digest!r}: {exc}"
+            ) from None
 
 
 def _check_alerts(alerts: AlertSettings) -> AlertSettings:
@@ -163,7 +193,7 @@ def _table(value: Any, key: str) -> dict[str, Any]:
 
 def _dataclass(cls: type, values: dict[str, Any], prefix: str, base: Any = None) -> Any:
     """Check `values` against the fields of `cls` and return `base` (or defaults) updated."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "alerts", "source_file")}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "alerts", "schedule", "source_file")}
     converted = {}
     for key, value in values.items():
         name = f"{prefix}.{key}" if prefix else key

@@ -132,3 +132,98 @@ def test_admin_check(context):
         context.require_admin()
     context.user = "U2"
     context.require_admin()
+
+
+# --- the channel commands -------------------------------------------------------------------
+
+
+def test_subscribe_replaces_this_channels_subscription_and_unsubscribe_ends_it(db, context):
+    from storage import digests, subscriptions
+
+    card = commands.answer("subscribe kinds=cut,new providers=OpenAI models=gpt-4o*,o3* min=20% digest=no", context)
+    assert card.title == "Subscribed this channel"
+    (sub,) = subscriptions.subscriptions(db)
+    assert (sub.channel, sub.kinds, sub.providers, sub.models, sub.min_pct, sub.created_by) == (
+        "slack:C1", ("price_cut", "new_model"), ("openai",), ("gpt-4o*", "o3*"), Decimal("20"), "U1")
+    assert digests.channels(db) == []
+    commands.answer("subscribe digest=only", context)
+    assert subscriptions.subscriptions(db) == [] and [c.channel for c in digests.channels(db)] == ["slack:C1"]
+    shown = commands.answer("subscriptions", context)
+    assert dict(shown.fields) == {"Alerts": "none", "Digest": "Mondays at 09:00 UTC"}
+    assert commands.answer("unsubscribe", context).title == "Unsubscribed this channel"
+    assert commands.answer("subscriptions", context).title == "Not subscribed"
+
+
+def test_mute_mutes_and_unmute_lifts(db, context):
+    card = commands.answer("mute gpt-4o* 1d repricing week", context)
+    assert card.title == "Muted gpt-4o* for 1d" and ("Reason", "repricing week") in card.fields
+    listed = commands.answer("mutes", context)
+    assert listed.table.rows == (("1", "gpt-4o*", "2026-01-02 00:00 UTC", "U1", "repricing week"),)
+    assert commands.answer("unmute #1", context).title == "Unmuted #1"
+    assert commands.answer("mutes", context).title == "No mutes"
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("subscribe foo=bar", "`foo` is not a filter"),
+        ("subscribe openai", "Filters are key=value"),
+        ("subscribe kinds=boom", "`boom` is not an alert kind"),
+        ("subscribe min=200", "The minimum move is a percentage between 0 and 100"),
+        ("subscribe min=lots", "The minimum move must be a number"),
+        ("subscribe digest=maybe", "`digest` is yes, no or only"),
+        ("unsubscribe now", "Usage: `unsubscribe`"),
+        ("mute gpt-4o*", "Usage: `mute PATTERN DURATION [REASON]`"),
+        ("mute gpt-4o* soon", "`soon` is not a duration"),
+        ("mute gpt-4o* 1y", "`1y` is not a duration"),
+        ("mute gpt-4o* 20w", "A mute lasts at most 90 days"),
+        ("unmute seven", "A mute's id is a number"),
+        ("unmute 99", "No mute #99 is in force"),
+        ("cheapest gpt4", "There is no tier `gpt4`."),
+        ("trend gpt-4o 0d", "No model named 'gpt-4o 0d' is stored."),
+        ("trend gpt-4p 2y", "No model named 'gpt-4p' is stored. Did you mean: gpt-4o"),
+        ("digest now", "Usage: `digest`"),
+    ],
+)
+def test_channel_and_curve_mistakes_change_nothing(db, context, text, reply):
+    before = fingerprint(db)
+    card = commands.answer(text, context)
+    assert commands.is_error(card) and reply in card.lines[0]
+    assert fingerprint(db) == before
+
+
+@pytest.mark.parametrize("text", ["subscribe", "unsubscribe", "mute gpt-4o* 1d", "unmute 1"])
+def test_channel_changes_are_for_admins_when_admins_are_set(db, context, text):
+    context.settings = config.load(environ={"DEFLATION_WATCH_ADMINS": '["slack:U2", "U3"]'})
+    before = fingerprint(db)
+    assert "Only this bot's admins" in commands.answer(text, context).lines[0]
+    assert fingerprint(db) == before
+    for admin in ("slack:U2", "slack:U3"):  # listed with or without the platform
+        context.user = admin
+        assert "Only this bot's admins" not in commands.answer(text, context).text()
+
+
+def test_reading_commands_are_for_everyone_and_the_terminal_is_trusted(db, context):
+    context.settings = config.load(environ={"DEFLATION_WATCH_ADMINS": '["U2"]'})
+    assert not commands.is_error(commands.answer("subscriptions", context))
+    assert not commands.is_error(commands.answer("mutes", context))
+    context.trusted = True
+    assert commands.answer("subscribe", context).title == "Subscribed this channel"
+
+
+def test_channel_commands_need_a_channel(db, context):
+    context.channel = None
+    assert "works in a channel" in commands.answer("subscribe", context).lines[0]
+
+
+def test_cheapest_and_trend_answer_from_the_curve_functions(context):
+    cheapest = commands.answer("cheapest gpt-4-class", context)
+    assert cheapest.table.rows[0][:4] == ("floor", "gpt-4o", "azure", "litellm")
+    trend = commands.answer("trend gpt-4o all", context)
+    assert trend.title.startswith("gpt-4o (median of the sources): ")
+    assert trend.image.startswith(b"\x89PNG") and dict(trend.fields)["Price now"].startswith("$4.38")
+
+
+def test_slow_commands_are_marked_for_the_adapters():
+    assert commands.is_slow("digest") and commands.is_slow("trend gpt-4o") and commands.is_slow("cheapest")
+    assert not commands.is_slow("price gpt-4o") and not commands.is_slow("nonsense")

@@ -1,0 +1,143 @@
+"""The running bot's jobs: the weekly digest posted as text and chart to every digest channel on
+both platforms, once per slot across restarts, and once when the bot was down at the slot."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from bot.chat.discord import DiscordAdapter
+from bot.chat.slack import SlackAdapter
+from bot.config import load
+from bot.metrics import Metrics
+from bot.quotes import Quote
+from bot.scheduler import Jobs, build_scheduler, digest_trigger, latest_slot
+from storage import digests, polls, prices, transaction
+from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
+
+MONDAY_9_BERLIN = datetime(2026, 1, 5, 8, tzinfo=UTC)  # 09:00 CET
+
+
+@pytest.mark.parametrize(
+    ("now", "slot"),
+    [
+        (MONDAY_9_BERLIN - timedelta(seconds=1), MONDAY_9_BERLIN - timedelta(days=7)),
+        (MONDAY_9_BERLIN, MONDAY_9_BERLIN),
+        (MONDAY_9_BERLIN + timedelta(days=6, hours=23), MONDAY_9_BERLIN),
+    ],
+)
+def test_the_latest_slot_is_in_the_configured_timezone(now, slot):
+    settings = load(environ={"DEFLATION_WATCH_TIMEZONE": "Europe/Berlin"})
+    assert latest_slot(digest_trigger(settings), now) == slot
+
+
+def test_no_digest_schedule_means_no_digest_job():
+    settings = load(environ={"DEFLATION_WATCH_SCHEDULE__DIGEST": '""'})
+    assert digest_trigger(settings) is None
+    jobs = Jobs(settings, None, {}, Metrics())
+    assert [job.id for job in build_scheduler(settings, jobs).get_jobs()] == [*(f"poll:{n}" for n in settings.enabled_sources()), "deliver"]
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def db(fresh_db):
+    at = MONDAY_9_BERLIN - timedelta(days=30)
+    quotes = [Quote("litellm", "openai", "gpt-4o", at, Decimal("5"), Decimal("15")), Quote("litellm", "openai", "gpt-4o-mini", at, Decimal("0.15"), Decimal("0.6"))]
+    prices.record(fresh_db, polls.Poll("litellm", at, at, at), quotes)
+    return fresh_db
+
+
+def jobs_for(db, fake_slack, fake_discord, clock, **environ) -> Jobs:
+    path = db.execute("PRAGMA database_list").fetchone()[2]  # the digest is built on its own connection
+    settings = load(environ={"DEFLATION_WATCH_TIMEZONE": "Europe/Berlin", **environ}, db=path)
+    adapters = {
+        "slack": SlackAdapter(fake_slack.token, api_url=fake_slack.api_url, backoff=0.01, max_wait=0.5),
+        "discord": DiscordAdapter(fake_discord.bot_token, api_url=fake_discord.api_url, backoff=0.01, max_wait=0.5),
+    }
+    return Jobs(settings, db, adapters, Metrics(), clock=clock)
+
+
+def subscribe(db, channel: str, at: datetime) -> None:
+    with transaction(db):
+        digests.enable(db, channel, at, "U1")
+
+
+def slack_posts(fake_slack, channel: str) -> list[dict]:
+    return [m for m in fake_slack.messages(channel) if "blocks" in m]
+
+
+def test_the_digest_posts_text_and_chart_to_both_platforms(db, fake_slack, fake_discord):
+    subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=2))
+    subscribe(db, "discord:1500000000000000002", MONDAY_9_BERLIN - timedelta(days=2))
+    jobs = jobs_for(db, fake_slack, fake_discord, Clock(MONDAY_9_BERLIN + timedelta(seconds=1)))
+    outcomes = asyncio.run(jobs.digest())
+    assert [(channel, sent.ok) for channel, sent in outcomes] == [("discord:1500000000000000002", True), ("slack:C1", True)]
+
+    (post,) = slack_posts(fake_slack, "C1")
+    assert post["blocks"][0]["text"]["text"] == "Deflation Watch — week to 2026-01-05"
+    assert "gpt-4-class" in "\n".join(b.get("text", {}).get("text", "") for b in post["blocks"] if b["type"] == "section")
+    (upload,) = fake_slack.uploads.values()
+    assert upload.channel == "C1" and upload.data.startswith(b"\x89PNG") and upload.filename.startswith("deflation-watch-2026-01-05")
+
+    (message,) = fake_discord.messages["1500000000000000002"]
+    assert message["embeds"][0]["title"] == "Deflation Watch — week to 2026-01-05"
+    assert message["attachments"][0]["filename"].endswith(".png")
+    (call,) = fake_discord.created()
+    assert call.files[0].data.startswith(b"\x89PNG")
+    assert [row["state"] for row in digests.posts(db)] == ["sent", "sent"]
+
+
+def test_a_slot_is_posted_once_across_restarts(db, fake_slack, fake_discord):
+    subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=2))
+    clock = Clock(MONDAY_9_BERLIN)
+    asyncio.run(jobs_for(db, fake_slack, fake_discord, clock).digest())
+    clock.now += timedelta(hours=2)
+    assert asyncio.run(jobs_for(db, fake_slack, fake_discord, clock).digest()) == []  # a restart, the same slot
+    assert len(slack_posts(fake_slack, "C1")) == 1
+    clock.now += timedelta(days=7)
+    asyncio.run(jobs_for(db, fake_slack, fake_discord, clock).digest())  # next week's
+    assert len(slack_posts(fake_slack, "C1")) == 2
+
+
+def test_a_bot_down_all_monday_posts_the_digest_once_when_back(db, fake_slack, fake_discord):
+    subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=3))
+    subscribe(db, "slack:LATE", MONDAY_9_BERLIN + timedelta(hours=20))  # joined after the slot: waits for the next
+    back = Clock(MONDAY_9_BERLIN + timedelta(days=1, hours=3))
+    jobs = jobs_for(db, fake_slack, fake_discord, back)
+    assert [channel for channel, _ in asyncio.run(jobs.digest())] == ["slack:C1"]
+    assert asyncio.run(jobs.digest()) == []  # the catch-up job's next round
+    assert len(slack_posts(fake_slack, "C1")) == 1 and slack_posts(fake_slack, "LATE") == []
+    assert slack_posts(fake_slack, "C1")[0]["blocks"][0]["text"]["text"] == "Deflation Watch — week to 2026-01-05"
+
+
+def test_a_failed_post_is_retried_and_still_shown_once(db, fake_slack, fake_discord):
+    subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=2))
+    subscribe(db, "slack:GONE", MONDAY_9_BERLIN - timedelta(days=2))
+    fake_slack.server_error(times=5, route="chat.postMessage")
+    fake_slack.fail_with("channel_not_found", route="conversations.history", times=10)
+    clock = Clock(MONDAY_9_BERLIN)
+    jobs = jobs_for(db, fake_slack, fake_discord, clock)
+    first = dict(asyncio.run(jobs.digest()))
+    assert not first["slack:C1"].ok or not first["slack:GONE"].ok
+    for _ in range(3):
+        clock.now += timedelta(minutes=5)
+        asyncio.run(jobs.digest())
+    states = {row["channel"]: row["state"] for row in digests.posts(db)}
+    assert states["slack:C1"] == "sent"
+    assert len(slack_posts(fake_slack, "C1")) == 1
+
+
+def test_a_channel_on_a_platform_this_process_lacks_waits(db, fake_slack, fake_discord):
+    subscribe(db, "teams:T1", MONDAY_9_BERLIN - timedelta(days=2))
+    assert asyncio.run(jobs_for(db, fake_slack, fake_discord, Clock(MONDAY_9_BERLIN)).digest()) == []
+    assert digests.posts(db) == []
