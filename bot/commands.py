@@ -475,7 +475,34 @@ def _sources(args: tuple[str, ...], context: Context) -> Card:
         row = summary.get(name, {})
         state = "enabled" if context.settings.sources[name].enabled else "disabled"
         rows.append((name, state, (row.get("last_good_at") or "never")[:16], str(row.get("models", 0)), row.get("last_error") or "—"))
-    return Card(title="Price sources", table=Table(("source", "state", "last good poll", "models", "last error"), tuple(rows)))
+    return Card(
+        title="Price sources",
+        table=Table(("source", "state", "last good poll", "models", "last error"), tuple(rows)),
+        fields=_delivery_problems(context),
+    )
+
+
+#: How far back `sources` reports deliveries given up, and how many channels it names.
+PROBLEMS_SINCE = timedelta(days=7)
+PROBLEMS_SHOWN = 5
+
+
+def _delivery_problems(context: Context) -> list[tuple[str, str]]:
+    """Alert and digest deliveries given up lately (a channel the bot left, a revoked token),
+    by channel and reason, so they are seen in chat and not only in the logs."""
+    since = iso(context.clock() - PROBLEMS_SINCE)
+    found = context.db.execute(
+        """SELECT channel, last_error, COUNT(*), MAX(at) FROM (
+               SELECT channel, last_error, COALESCE(sent_at, next_attempt_at) AS at FROM outbox WHERE state = 'failed'
+               UNION ALL
+               SELECT channel, last_error, updated_at FROM digest_posts WHERE state = 'failed'
+           ) WHERE at >= ? GROUP BY channel, last_error ORDER BY MAX(at) DESC""",
+        [since],
+    ).fetchall()
+    lines = [f"{channel}: {error or 'failed'} ({count} since {since[:10]}, last {last[:16]})" for channel, error, count, last in found]
+    if len(lines) > PROBLEMS_SHOWN:
+        lines = lines[:PROBLEMS_SHOWN] + [f"and {len(lines) - PROBLEMS_SHOWN} more"]
+    return [("Deliveries given up", "\n".join(lines))] if lines else []
 
 
 #: What `subscribe kinds=...` accepts besides the stored kind names.

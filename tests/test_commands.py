@@ -227,3 +227,22 @@ def test_cheapest_and_trend_answer_from_the_curve_functions(context):
 def test_slow_commands_are_marked_for_the_adapters():
     assert commands.is_slow("digest") and commands.is_slow("trend gpt-4o") and commands.is_slow("cheapest")
     assert not commands.is_slow("price gpt-4o") and not commands.is_slow("nonsense")
+
+
+def test_sources_reports_deliveries_given_up(db, context):
+    from storage import digests, outbox, transaction
+    from storage.times import iso
+
+    with transaction(db):
+        db.execute(
+            "INSERT INTO alerts (kind, source, status, observed_at, created_at) VALUES ('source_stale', 'litellm', 'confirmed', ?, ?)",
+            [iso(NOW), iso(NOW)],
+        )
+        outbox.enqueue(db, 1, "slack:C9", NOW - timedelta(days=1), timedelta(seconds=30))
+        outbox.mark_failed(db, 1, "channel_not_found")
+        digests.record(db, NOW - timedelta(days=2), "discord:7", "failed", NOW - timedelta(days=2), error="HTTP 403: Missing Access")
+    fields = dict(commands.answer("sources", context).fields)
+    assert fields["Deliveries given up"].splitlines() == [
+        "slack:C9: channel_not_found (1 since 2025-12-25, last 2025-12-31T00:00)",
+        "discord:7: HTTP 403: Missing Access (1 since 2025-12-25, last 2025-12-30T00:00)",
+    ]

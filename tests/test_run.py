@@ -103,3 +103,28 @@ def _healthy(base: str) -> bool:
     except (httpx.TransportError, ValueError):
         return False
     return report["status"] == "ok" and report["sources"]["litellm"]["last_good_poll"] is not None
+
+
+def test_sigterm_during_a_poll_lets_it_finish_and_exits_0(tmp_path, source_server, fake_slack):
+    import sqlite3
+
+    source_server.serve("/litellm.json", litellm_payload(1e-05, 4e-05), delay=3.0)
+    port = free_port()
+    bot = start(tmp_path, source_server, fake_slack, port)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}"), timeout=60, what="the bot to serve")
+        time.sleep(0.5)  # the first poll is waiting for the slow upstream now
+    finally:
+        bot.send_signal(signal.SIGTERM)
+        code = bot.wait(60)
+    assert code == 0, (tmp_path / "bot.log").read_text()
+    with sqlite3.connect(tmp_path / "bot.db") as db:
+        assert db.execute("SELECT source, status FROM polls").fetchall() == [("litellm", "ok")]
+        assert db.execute("SELECT COUNT(*) FROM prices").fetchone()[0] == 6
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -38,7 +38,9 @@ def test_no_digest_schedule_means_no_digest_job():
     settings = load(environ={"DEFLATION_WATCH_SCHEDULE__DIGEST": '""'})
     assert digest_trigger(settings) is None
     jobs = Jobs(settings, None, {}, Metrics())
-    assert [job.id for job in build_scheduler(settings, jobs).get_jobs()] == [*(f"poll:{n}" for n in settings.enabled_sources()), "deliver"]
+    ids = [job.id for job in build_scheduler(settings, jobs).get_jobs()]
+    assert {*(f"poll:{n}" for n in settings.enabled_sources()), "deliver"} <= set(ids)
+    assert "digest" not in ids and "digest:catch-up" not in ids
 
 
 class Clock:
@@ -141,3 +143,57 @@ def test_a_channel_on_a_platform_this_process_lacks_waits(db, fake_slack, fake_d
     subscribe(db, "teams:T1", MONDAY_9_BERLIN - timedelta(days=2))
     assert asyncio.run(jobs_for(db, fake_slack, fake_discord, Clock(MONDAY_9_BERLIN)).digest()) == []
     assert digests.posts(db) == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"DEFLATION_WATCH_SCHEDULE__DIGEST": "0 25 * * mon"}, "schedule.digest must be a crontab"),
+        ({"DEFLATION_WATCH_SCHEDULE__DIGEST": "mondays"}, "schedule.digest must be a crontab"),
+        ({"DEFLATION_WATCH_TIMEZONE": "Mars/Olympus"}, "timezone must be an IANA zone"),
+        ({"DEFLATION_WATCH_SCHEDULE__DELIVER_EVERY": "often"}, "schedule.deliver_every must be a duration"),
+        ({"DEFLATION_WATCH_SCHEDULE__CRON": "x"}, "schedule.cron: unknown key"),
+    ],
+)
+def test_a_bad_schedule_stops_start_up(environ, message):
+    from bot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load(environ=environ)
+
+
+def test_the_jobs_and_their_misfire_rules():
+    settings = load(environ={"DEFLATION_WATCH_SCHEDULE__DIGEST": "30 8 * * fri", "DEFLATION_WATCH_TIMEZONE": "America/New_York"})
+    scheduler = build_scheduler(settings, Jobs(settings, None, {}, Metrics()))
+
+    async def started() -> dict:  # job defaults apply once the scheduler starts
+        scheduler.start(paused=True)
+        found = {job.id: job for job in scheduler.get_jobs()}
+        scheduler.shutdown(wait=False)
+        return found
+
+    jobs = asyncio.run(started())
+    assert {*(f"poll:{n}" for n in settings.enabled_sources()), "deliver", "digest", "digest:catch-up"} <= set(jobs)
+    assert all(job.coalesce and job.max_instances == 1 for job in jobs.values())
+    assert jobs["poll:litellm"].misfire_grace_time == 6 * 3600
+    assert str(jobs["digest"].trigger.timezone) == "America/New_York"
+    assert str(scheduler.timezone) == "UTC"
+
+
+def test_the_example_config_documents_the_schedule():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "deploy" / "deflation-watch.example.toml"
+    text = example.read_text().split("[schedule]")[1]
+    assert '\ndigest = "0 9 * * mon"' in text and '\ndeliver_every = "5s"' in text
+    assert load(example, environ={}).schedule == load(environ={}).schedule
+
+
+def test_the_slack_manifest_declares_the_command_and_scopes():
+    from pathlib import Path
+
+    manifest = (Path(__file__).resolve().parent.parent / "deploy" / "slack-app-manifest.yml").read_text()
+    assert "command: /deflation" in manifest and "socket_mode_enabled: true" in manifest
+    for scope in ("commands", "chat:write", "files:write", "channels:history", "groups:history"):
+        assert f"      - {scope} " in manifest, scope
+    assert "/slack/events" in manifest  # the HTTP variant's URL

@@ -208,3 +208,38 @@ def test_healthz_and_metrics(bot, fake_slack):
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'deflation_watch_command_seconds_count{command="help",platform="slack"} 1.0' in metrics.text
     assert "deflation_watch_polls_total" in metrics.text or "# TYPE deflation_watch_polls counter" in metrics.text
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(bot, monkeypatch):
+    import httpx
+    import sqlite3
+
+    def broken():
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(bot.bot, "_poll_summary", broken)
+    response = httpx.get(bot.url + "/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "unreachable: OperationalError: unable to open database file"
+
+
+def test_healthz_is_503_when_every_source_is_stale(tmp_path, fake_slack):
+    import httpx
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from bot.quotes import Quote
+    from storage import polls, prices
+
+    settings = quiet_settings(tmp_path, DEFLATION_WATCH_SOURCES__LITELLM__ENABLED="true", DEFLATION_WATCH_SOURCES__LITELLM__URL="http://127.0.0.1:9/",
+                              DEFLATION_WATCH_SOURCES__LITELLM__EVERY="1d")
+    long_ago = datetime(2025, 1, 1, tzinfo=UTC)
+    db = open_db(settings.db)
+    prices.record(db, polls.Poll("litellm", long_ago, long_ago, long_ago), [Quote("litellm", "openai", "o3", long_ago, Decimal(2), Decimal(8))])
+    db.close()
+    with BotServer(settings, ChatEnv()) as server:
+        response = httpx.get(server.url + "/healthz")
+        assert response.status_code == 503
+        report = response.json()
+        assert report["status"] == "unhealthy" and report["sources"]["litellm"]["stale"]
+        assert report["sources"]["litellm"]["last_good_poll"] == "2025-01-01T00:00:00Z"
