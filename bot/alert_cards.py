@@ -23,6 +23,7 @@ _NOUNS = {
     "source_suspect": ("partial catalog", "partial catalogs"),
     "source_stale": ("stale source", "stale sources"),
     "source_recovered": ("source recovered", "sources recovered"),
+    "indicator_threshold": ("indicator signal", "indicator signals"),
 }
 _TITLES = {
     "new_model": "New model: {model}",
@@ -30,8 +31,9 @@ _TITLES = {
     "source_stale": "Source {source} is stale",
     "source_recovered": "Source {source} recovered",
     "source_suspect": "Partial catalog from {source}",
+    "indicator_threshold": "Watch indicator: {model}",
 }
-_ORDER = ("price_cut", "price_hike", "new_model", "model_removed", "source_stale", "source_suspect", "source_recovered")
+_ORDER = ("price_cut", "price_hike", "new_model", "model_removed", "source_stale", "source_suspect", "source_recovered", "indicator_threshold")
 
 
 def money(text: str | None) -> str:
@@ -96,6 +98,8 @@ def _other_line(row: dict) -> str:
             f"Source {row['source']} sent a partial catalog ({detail.get('models_seen')} of "
             f"{detail.get('last_good_models')} models); removals from it are held back"
         )
+    if kind == "indicator_threshold":  # the sentence was written when the signal was (bot.indicators)
+        return detail.get("message") or f"{row['model']}: {row['field']}"
     return f"{kind}: {row['source']} {row['model']}"
 
 

@@ -244,6 +244,6 @@ def backfill(
 
 
 def main() -> None:
-    from bot import cli_alerts, cli_curve, cli_run, demo  # noqa: F401  (register the alert, cost-curve, bot and demo commands)
+    from bot import cli_alerts, cli_curve, cli_indicators, cli_run, demo  # noqa: F401  (register the alert, cost-curve, indicator, bot and demo commands)
 
     app()

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot import __version__
 from bot.durations import parse_duration
 from bot.errors import ConfigError
-from bot.sources import SOURCES
+from bot.sources import SOURCES, sec_edgar
 
 ENV_PREFIX = "DEFLATION_WATCH_"
 DEFAULT_FILE = Path("deflation-watch.toml")
@@ -35,6 +35,19 @@ class SourceSettings:
     url: str
     enabled: bool = True
     every: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class SecEdgarSettings:
+    """`[sources.sec-edgar]`: company filings for the watch indicators, not a price source, so
+    it has its own settings and is never part of `sources` (nor of a price poll)."""
+
+    url: str = sec_edgar.URL  # a template: `{cik}` becomes the ten-digit, zero-padded CIK
+    user_agent: str = ""  # SEC requires one naming the operator and a contact; polling refuses without
+    enabled: bool = True
+    every: timedelta = timedelta(days=1)
+    companies: Mapping[str, int] = field(default_factory=lambda: dict(sec_edgar.COMPANIES))  # ticker = CIK, for capex
+    saas_filers: Mapping[str, int] = field(default_factory=lambda: dict(sec_edgar.SAAS_FILERS))  # ticker = CIK, for reported gross margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    sec_edgar: SecEdgarSettings = field(default_factory=SecEdgarSettings)
     source_file: Path | None = None  # where the settings came from, for messages
 
     def enabled_sources(self) -> list[str]:
@@ -143,14 +157,16 @@ def _env_value(text: str) -> Any:
 def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     raw = dict(raw)
     sources = default_sources()
-    for name, table in _table(raw.pop("sources", {}), "sources").items():
+    tables = dict(_table(raw.pop("sources", {}), "sources"))
+    sec = _check_sec_edgar(_dataclass(SecEdgarSettings, _table(tables.pop(sec_edgar.NAME, {}), f"sources.{sec_edgar.NAME}"), f"sources.{sec_edgar.NAME}"))
+    for name, table in tables.items():
         if name not in SOURCES:
-            raise ConfigError(f"sources.{name}: unknown source; known sources are {', '.join(SOURCES)}")
+            raise ConfigError(f"sources.{name}: unknown source; known sources are {', '.join([*SOURCES, sec_edgar.NAME])}")
         sources[name] = _dataclass(SourceSettings, _table(table, f"sources.{name}"), f"sources.{name}", base=sources[name])
     http = _dataclass(HttpSettings, _table(raw.pop("http", {}), "http"), "http")
     alerts = _check_alerts(_dataclass(AlertSettings, _table(raw.pop("alerts", {}), "alerts"), "alerts"))
     schedule = _dataclass(ScheduleSettings, _table(raw.pop("schedule", {}), "schedule"), "schedule")
-    settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, schedule=schedule, sources=sources))
+    settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, schedule=schedule, sources=sources, sec_edgar=sec))
     _check_schedule(settings)
     return dataclasses.replace(settings, source_file=path)
 
@@ -185,6 +201,23 @@ def _check_alerts(alerts: AlertSettings) -> AlertSettings:
     return alerts
 
 
+def _check_sec_edgar(sec: SecEdgarSettings) -> SecEdgarSettings:
+    """The URL must be a template with `{cik}`; tickers are upper case, CIKs at most ten digits."""
+    key = f"sources.{sec_edgar.NAME}"
+    if "{cik}" not in sec.url:
+        raise ConfigError(f"{key}.url must contain {{cik}} where the ten-digit CIK goes, got {sec.url!r}")
+    for table in ("companies", "saas_filers"):
+        for ticker, cik in getattr(sec, table).items():
+            if not 0 < cik < 10**10:
+                raise ConfigError(f"{key}.{table}.{ticker} must be a CIK (a positive number of at most ten digits), got {cik!r}")
+    return dataclasses.replace(
+        sec,
+        user_agent=sec.user_agent.strip(),
+        companies={t.upper(): c for t, c in sec.companies.items()},
+        saas_filers={t.upper(): c for t, c in sec.saas_filers.items()},
+    )
+
+
 def _table(value: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{key} must be a table, got {type(value).__name__}")
@@ -193,7 +226,7 @@ def _table(value: Any, key: str) -> dict[str, Any]:
 
 def _dataclass(cls: type, values: dict[str, Any], prefix: str, base: Any = None) -> Any:
     """Check `values` against the fields of `cls` and return `base` (or defaults) updated."""
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "http", "alerts", "schedule", "source_file")}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in ("sources", "sec_edgar", "http", "alerts", "schedule", "source_file")}
     converted = {}
     for key, value in values.items():
         name = f"{prefix}.{key}" if prefix else key
@@ -226,6 +259,10 @@ def _convert(kind: str, value: Any, name: str) -> Any:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{name} must be a file path, got {value!r}")
         return Path(value)
+    if kind == "Mapping[str, int]":
+        if not isinstance(value, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            raise ConfigError(f"{name} must be a table of NAME = number, like {{ MSFT = 789019 }}, got {value!r}")
+        return dict(value)
     if kind == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ConfigError(f"{name} must be a list of strings, got {value!r}")

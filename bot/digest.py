@@ -7,8 +7,9 @@ there (the digest's own `--json` names them all):
   as_of − 7 days and as_of − 30 days (`analytics.cheapest`);
 - rates: `deflation-watch trend --tier TIER --as-of T --window 365d|all --json`
   (`analytics.trend`);
-- cuts, hikes and new models: the price history (`deflation-watch history MODEL --json`).
-The watch indicators get a section once they exist; until then there is none.
+- cuts, hikes and new models: the price history (`deflation-watch history MODEL --json`);
+- the watch indicators: `deflation-watch signals --json` (`bot.indicators.digest_section`), each
+  number with its threshold, status and what moved in the week.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import pandas as pd
 import sqlite_utils
 
-from bot import analytics
+from bot import analytics, indicators
 from bot.cards import Card, Table
 from bot.charts import tier_chart
 from bot.clock import Clock, utcnow
@@ -81,6 +82,7 @@ def build_digest(
         "price_changes": {"cuts": int((changes["change"] < 0).sum()), "hikes": int((changes["change"] > 0).sum())},
         "new_models": {"count": len(new), "shown": analytics.records(new.head(TOP_NEW))},
         "sources": _source_health(db, frame, as_of),
+        "indicators": indicators.digest_section(db, settings or Settings(), as_of),
     }
     gap_tier = next((t for t in data["tiers"] if t["tier"] == GAP_TIER), None)
     if gap_tier and gap_tier["open_weight_floor"] and gap_tier["proprietary_floor"]:
@@ -240,6 +242,7 @@ def _card(data: dict[str, Any], chart: bytes) -> Card:
         lines.append(f"New this week: {new['count']} models first seen; the most listed: {', '.join(shown)}" + (f"; and {more} more." if more else "."))
     else:
         lines.append("No new models in the week.")
+    lines.append("\n".join(indicators.digest_lines(data["indicators"])))
     lines.append("\n".join(["Sources:", *(f"• {_source_line(s)}" for s in data["sources"])]) if data["sources"] else "Sources: none polled yet.")
     chart_note = data["chart"]
     footer = (

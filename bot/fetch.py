@@ -6,12 +6,16 @@ Every failure becomes a `FetchError` whose message is one line naming the URL.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 
-from bot.config import HttpSettings
 from bot.errors import FetchError
+
+if TYPE_CHECKING:  # only an annotation: bot.config imports sources that import this module
+    from bot.config import HttpSettings
 
 MAX_REDIRECTS = 5
 
@@ -41,10 +45,12 @@ async def fetch(
     max_bytes: int,
     etag: str | None = None,
     last_modified: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Fetched:
     """GET `url`, conditionally when validators are known; refuse bodies over `max_bytes`
-    (counted after decompression, so a gzip bomb stops at the cap)."""
-    headers = {}
+    (counted after decompression, so a gzip bomb stops at the cap). `headers` are sent with
+    this request only, over the client's own (SEC wants its own User-Agent, for one)."""
+    headers = dict(headers or {})
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

@@ -4,6 +4,9 @@
   queue alerts for the subscribed channels (the same `pipeline.poll_once` as `deflation-watch poll`).
 - `deliver` every `schedule.deliver_every`: send the outbox batches that are due (their
   `group_wait` over) through the chat adapters (`delivery.deliver_due`).
+- `indicators` every `sources.sec-edgar.every` (a day), first at start-up: poll SEC EDGAR for
+  the capex and gross-margin filings (when a `user_agent` is set), then raise and resolve every
+  watch indicator's signals (`indicators.poll_sec`, `indicators.check`).
 - `digest` on the `schedule.digest` crontab in the configured `timezone`, and `digest:catch-up`
   every few minutes from start-up: post the digest of the latest slot to every digest channel
   that has not had it. The slot is stored per channel once posted, so a restart never posts it
@@ -31,7 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import delivery, pipeline
+from bot import delivery, indicators, pipeline
 from bot.chat.base import Adapter, Delivery
 from bot.clock import Clock, utcnow
 from bot.config import Settings
@@ -109,6 +112,9 @@ class Jobs:
     async def digest_job(self) -> None:
         await self._guard("digest", self.digest)
 
+    async def indicators_job(self) -> None:
+        await self._guard("indicators", self.indicators)
+
     # -- the work --
 
     async def poll(self, name: str) -> list[pipeline.PollReport]:
@@ -134,6 +140,29 @@ class Jobs:
                     return await pipeline.poll_once(db, client, self.settings, [name], self.clock)
 
             return asyncio.run(cycle())
+        finally:
+            db.close()
+
+    async def indicators(self) -> indicators.SignalReport:
+        return await asyncio.get_running_loop().run_in_executor(self._workers, self._indicators_in_thread)
+
+    def _indicators_in_thread(self) -> indicators.SignalReport:
+        db = self.opener(self.settings.db)
+        try:
+            sec = self.settings.sec_edgar
+            if sec.enabled and sec.user_agent:
+                async def poll() -> indicators.SecReport:
+                    async with make_client(self.settings.http) as client:
+                        return await indicators.poll_sec(db, client, self.settings, self.clock)
+
+                report = asyncio.run(poll())
+                for ticker, why in report.missing.items():
+                    log.warning("sec-edgar: %s is not in the capex sum: %s", ticker, why)
+            elif sec.enabled:
+                log.warning("sec-edgar: not polled: SEC requires user_agent under [sources.sec-edgar]")
+            _, signals = indicators.check(db, self.settings, self.clock)
+            log.info("indicators: %s signals raised, %s fell back, %s queued", len(signals.raised), len(signals.resolved), signals.queued)
+            return signals
         finally:
             db.close()
 
@@ -225,6 +254,10 @@ def build_scheduler(settings: Settings, jobs: Jobs, clock: Clock = utcnow) -> As
     scheduler.add_job(
         jobs.deliver_job, IntervalTrigger(seconds=settings.schedule.deliver_every.total_seconds(), timezone=UTC),
         id="deliver", name="deliver the outbox", next_run_time=now,
+    )
+    scheduler.add_job(
+        jobs.indicators_job, IntervalTrigger(seconds=settings.sec_edgar.every.total_seconds(), timezone=UTC),
+        id="indicators", name="SEC filings and indicator signals", next_run_time=now,
     )
     trigger = digest_trigger(settings)
     if trigger is not None:

@@ -25,7 +25,9 @@ PRICE_KINDS = ("price_cut", "price_hike")
 MODEL_KINDS = (*PRICE_KINDS, "new_model", "model_removed")
 #: Alert kinds about a source as a whole.
 SOURCE_KINDS = ("source_suspect", "source_stale", "source_recovered")
-KINDS = (*MODEL_KINDS, *SOURCE_KINDS)
+#: Alert kinds about a watch indicator (`bot.indicators`): a threshold crossed, or fallen back from.
+INDICATOR_KINDS = ("indicator_threshold",)
+KINDS = (*MODEL_KINDS, *SOURCE_KINDS, *INDICATOR_KINDS)
 STATUSES = ("pending", "confirmed", "dropped")
 
 

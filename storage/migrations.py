@@ -147,8 +147,54 @@ CREATE TABLE digest_posts (
 );
 """
 
+INDICATORS = """
+CREATE TABLE indicator_readings (
+    id INTEGER PRIMARY KEY,
+    indicator TEXT NOT NULL,        -- a name from bot.indicators, e.g. hyperscaler-inference-mix
+    value TEXT NOT NULL,            -- exact decimal text in the indicator's unit (%, USD bn, ...)
+    as_of TEXT NOT NULL,            -- YYYY-MM-DD: the day the value is true for (a period's last day)
+    period TEXT,                    -- the calendar quarter it covers, when it covers one: 2026Q3
+    source TEXT NOT NULL,           -- the path it came by: chat | terminal | csv | sec-edgar
+    note TEXT,                      -- where the number comes from, in the enterer's words
+    detail TEXT,                    -- JSON object: per-company values of a summed reading
+    entered_by TEXT NOT NULL,       -- slack:U123, os:alice, sec-edgar poll
+    entered_at TEXT NOT NULL,
+    UNIQUE (indicator, as_of, source) -- entering the same day by the same path again corrects it
+);
+CREATE TABLE indicator_events (
+    id INTEGER PRIMARY KEY,
+    indicator TEXT NOT NULL,        -- saas-gm-guide-downs
+    company TEXT NOT NULL,
+    happened_on TEXT NOT NULL,      -- YYYY-MM-DD, the day it was announced
+    old_low TEXT NOT NULL,          -- the long-term gross-margin guide before and after, percent,
+    old_high TEXT NOT NULL,         -- as exact decimal text; low = high for a single number
+    new_low TEXT NOT NULL,
+    new_high TEXT NOT NULL,
+    source TEXT NOT NULL,
+    note TEXT,
+    entered_by TEXT NOT NULL,
+    entered_at TEXT NOT NULL,
+    UNIQUE (indicator, company, happened_on)
+);
+CREATE TABLE sec_quarters (
+    company TEXT NOT NULL,          -- the ticker as configured
+    cik INTEGER NOT NULL,
+    measure TEXT NOT NULL,          -- capex | gross_profit | revenue
+    fiscal_year INTEGER NOT NULL,
+    fiscal_quarter INTEGER NOT NULL,
+    calendar_quarter TEXT NOT NULL, -- where the period ends: 2021Q4
+    start TEXT NOT NULL,            -- YYYY-MM-DD
+    end TEXT NOT NULL,
+    value_usd TEXT NOT NULL,        -- whole US dollars, exact decimal text
+    tag TEXT NOT NULL,              -- the us-gaap concept
+    basis TEXT NOT NULL,            -- reported | derived (from year-to-date values) | '' when not known
+    polled_at TEXT NOT NULL,
+    PRIMARY KEY (company, measure, fiscal_year, fiscal_quarter)
+);
+"""
+
 #: Each entry is one SQL script; entry N brings the database to user_version N + 1.
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS)
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

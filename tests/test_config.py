@@ -86,3 +86,42 @@ def test_example_config_documents_every_key_and_loads():
     for key in ("db", "timezone", "admins", "timeout", "max_bytes", "user_agent", "url", "enabled", "every"):
         assert f"{key} =" in text, key
     assert settings.sources["litellm"].enabled
+
+
+def test_sec_edgar_has_its_own_settings_apart_from_the_price_sources(tmp_path):
+    settings = config.load(environ={})
+    assert "sec-edgar" not in settings.sources and "sec-edgar" not in settings.enabled_sources()
+    assert settings.sec_edgar.url == "https://data.sec.gov/api/xbrl/companyfacts/CIK{cik}.json"
+    assert settings.sec_edgar.user_agent == ""  # required only to poll, which refuses without it
+    assert list(settings.sec_edgar.companies) == ["MSFT", "AMZN", "GOOGL", "META", "ORCL"]
+    path = write(tmp_path, '[sources.sec-edgar]\nuser_agent = " Example Corp ops@example.com "\ncompanies = { msft = 789019 }\nevery = "12h"\n')
+    sec = config.load(path, environ={}).sec_edgar
+    assert (sec.user_agent, sec.companies, sec.every) == ("Example Corp ops@example.com", {"MSFT": 789019}, timedelta(hours=12))
+    env = {"DEFLATION_WATCH_SOURCES__SEC_EDGAR__USER_AGENT": "Ops ops@example.com", "DEFLATION_WATCH_SOURCES__SEC_EDGAR__SAAS_FILERS": "{ PLTR = 1321655 }"}
+    sec = config.load(environ=env).sec_edgar
+    assert (sec.user_agent, sec.saas_filers) == ("Ops ops@example.com", {"PLTR": 1321655})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[sources.sec-edgar]\nurl = "https://data.sec.gov/x.json"', "sources.sec-edgar.url must contain {cik}"),
+        ('[sources.sec-edgar]\ncompanies = { MSFT = "789019" }', "sources.sec-edgar.companies must be a table of NAME = number"),
+        ('[sources.sec-edgar]\ncompanies = { MSFT = 0 }', "sources.sec-edgar.companies.MSFT must be a CIK"),
+        ('[sources.sec-edgar]\nsaas_filers = ["PLTR"]', "sources.sec-edgar.saas_filers must be a table"),
+        ('[sources.sec-edgar]\nuseragent = "x"', "sources.sec-edgar.useragent: unknown key"),
+        ('[sources.nope]\nurl = "x"', "known sources are openrouter, litellm, genai-prices, llm-prices, models-dev, bundled, sec-edgar"),
+    ],
+)
+def test_bad_sec_edgar_settings_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("{", r"\{").replace("}", r"\}")):
+        config.load(write(tmp_path, text), environ={})
+
+
+def test_example_config_documents_the_sec_edgar_settings():
+    example = Path(__file__).resolve().parent.parent / "deploy" / "deflation-watch.example.toml"
+    text = example.read_text()
+    assert "[sources.sec-edgar]" in text
+    for key in ("url", "user_agent", "enabled", "every", "companies", "saas_filers"):
+        assert f"\n{key} =" in text.split("[sources.sec-edgar]")[1], key
+    assert config.load(example, environ={}).sec_edgar == config.load(environ={}).sec_edgar

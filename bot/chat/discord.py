@@ -510,6 +510,11 @@ DEFLATION_COMMAND: dict[str, Any] = {
         ),
         _sub("digest", "This week's digest, now"),
         _sub("signals", "The watch indicators"),
+        _sub(
+            "indicator",
+            "One watch indicator; admins record its readings and guide-downs",
+            _option(STRING, "words", "NAME, or set NAME VALUE [AS_OF] [NOTE], or event saas-gm-guide-downs COMPANY OLD NEW [DATE]", True),
+        ),
         _sub("sources", "Each price source's last good poll, last error and models"),
         _sub(
             "subscribe",

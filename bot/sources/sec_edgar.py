@@ -30,14 +30,21 @@ from typing import Any
 import httpx
 
 from bot.errors import ConfigError, FetchError, PayloadError
+from bot.fetch import fetch
 from bot.sources import load_json
 
 NAME = "sec-edgar"
 #: `{cik}` is the ten-digit, zero-padded CIK.
 URL = "https://data.sec.gov/api/xbrl/companyfacts/CIK{cik}.json"
 EVERY = "1d"
+#: Companyfacts documents run to a few megabytes (Microsoft's is 3.6 MB); this is the cap when
+#: the caller passes none.
+MAX_BYTES = 64 * 1024 * 1024
 #: Ticker -> CIK of the companies the capex watch follows.
 COMPANIES: dict[str, int] = {"MSFT": 789019, "AMZN": 1018724, "GOOGL": 1652044, "META": 1326801, "ORCL": 1341439}
+#: Ticker -> CIK of listed AI software companies whose reported gross margin is shown beside
+#: the guide-down events: C3.ai, Palantir, Snowflake.
+SAAS_FILERS: dict[str, int] = {"AI": 1577526, "PLTR": 1321655, "SNOW": 1640147}
 
 #: In order of preference. Amazon moved from the first to the second in 2018.
 CAPEX_TAGS = ("PaymentsToAcquirePropertyPlantAndEquipment", "PaymentsToAcquireProductiveAssets")
@@ -141,23 +148,29 @@ class RateLimiter:
 
 
 async def fetch_companyfacts(
-    client: httpx.AsyncClient, template: str, cik: int, user_agent: str, limiter: RateLimiter
+    client: httpx.AsyncClient,
+    template: str,
+    cik: int,
+    user_agent: str,
+    limiter: RateLimiter,
+    *,
+    max_bytes: int = MAX_BYTES,
 ) -> bytes:
-    """GET one company's facts, identifying the operator as SEC requires."""
+    """GET one company's facts through the shared fetch (size and time caps), identifying the
+    operator as SEC requires."""
     if not user_agent.strip():
         raise ConfigError(
             f"{NAME}: a User-Agent naming the operator and a contact address (e.g. 'Example Corp "
-            "admin@example.com') is required; SEC blocks requests without one"
+            "admin@example.com') is required; SEC blocks requests without one. Set user_agent "
+            "under [sources.sec-edgar]"
         )
     url = companyfacts_url(template, cik)
     await limiter.acquire()
     try:
-        response = await client.get(url, headers={"User-Agent": user_agent})
-    except httpx.HTTPError as exc:
-        raise FetchError(f"{NAME}: {type(exc).__name__} fetching {url}: {exc or 'connection failed'}") from None
-    if response.status_code != 200:
-        raise FetchError(f"{NAME}: HTTP {response.status_code} from {url}")
-    return response.content
+        fetched = await fetch(client, url, max_bytes=max_bytes, headers={"User-Agent": user_agent})
+    except FetchError as exc:
+        raise FetchError(f"{NAME}: {exc}") from None
+    return fetched.body or b""
 
 
 def parse_companyfacts(payload: bytes) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_callback_endpoint_answers_an_interaction(fake_discord):
 # --- commands ------------------------------------------------------------------------------------
 
 SUBCOMMANDS = [
-    "help", "price", "history", "cheapest", "trend", "margin", "digest", "signals", "sources",
+    "help", "price", "history", "cheapest", "trend", "margin", "digest", "signals", "indicator", "sources",
     "subscribe", "unsubscribe", "subscriptions", "mute", "unmute", "mutes",
 ]  # fmt: skip
 
@@ -181,6 +181,7 @@ def test_the_command_has_every_subcommand_and_its_options():
     assert options("subscribe") == [("filters", 3, False)]
     assert options("mute") == [("pattern", 3, True), ("duration", 3, True), ("reason", 3, False)]
     assert options("unmute") == [("id", 3, True)]
+    assert options("indicator") == [("words", 3, True)]
     assert all(options(name) == [] for name in ("help", "digest", "signals", "sources", "unsubscribe", "subscriptions", "mutes"))
 
 
