@@ -374,3 +374,27 @@ def test_the_daily_job_polls_sec_and_settles_the_signals(tmp_path, source_server
     assert store.readings(db, "hyperscaler-capex")[-1].period == "2022Q1"
     assert len(source_server.requests) == 2
     db.close()
+
+
+def test_the_weekly_digest_has_the_indicators_with_what_moved(tmp_path, settings):
+    from bot import pipeline
+    from bot.digest import build_digest
+    from storage import open_db
+
+    db = open_db(tmp_path / "digest.db")
+    pipeline.load_history(db)
+    as_of = datetime(2025, 6, 1, tzinfo=UTC)
+    enter(db, settings, "open-weight-token-share", "20", "2025-05-20", now=as_of - timedelta(days=10))
+    enter(db, settings, "open-weight-token-share", "22", "2025-05-28", now=as_of - timedelta(days=2))
+    enter(db, settings, "hyperscaler-inference-mix", "40", "2025-03-31", now=as_of - timedelta(days=30))
+    digest = build_digest(db, as_of, settings)
+    section = {item["name"]: item for item in digest.data["indicators"]}
+    assert list(section) == list(indicators.INDICATORS)
+    assert section["open-weight-token-share"]["moved"] == "20 % (2025-05-20) → 22 % (2025-05-28)"
+    assert section["open-weight-token-share"]["threshold"] == "≥ 25 % by 2026-09-30"
+    assert section["hyperscaler-inference-mix"]["moved"] == "unchanged this week"
+    assert section["hyperscaler-capex"]["moved"] == "no readings yet"
+    assert section["annualised-decline"]["state"] == "crossed" and section["annualised-decline"]["signals_on"] == ["above-70"]
+    (block,) = [line for line in digest.card.lines if line.startswith("Watch indicators")]
+    assert "• open-weight-token-share: 22 % (2025-05-28); threshold ≥ 25 % by 2026-09-30; on track; 20 % (2025-05-20) → 22 % (2025-05-28)." in block
+    db.close()
