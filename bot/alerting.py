@@ -92,6 +92,10 @@ class _Publisher:
         if alert_id is None:  # this event is stored already: a re-run or a replay
             return
         self.report.created.append(alert_id)
+        log.info(
+            "alert %s: %s %s %s%s (%s)", alert_id, item.kind, item.source, item.model or "", f" {item.field}" if item.field else "", item.status,
+            extra={"alert_id": alert_id, "poll_id": self.ctx.poll_id, "source": item.source, "kind": item.kind, "status": item.status},
+        )  # fmt: skip
         row = self._group(alerts.get(self.db, alert_id))
         if row["status"] == "confirmed":
             self._route(row)
@@ -122,7 +126,7 @@ class _Publisher:
         silence = subscriptions.silencing(self.db, row, self.now)
         if silence is not None:
             alerts.mark_silenced(self.db, row["id"], silence.id)
-            log.info("alert %s silenced by #%s (%s)", row["id"], silence.id, silence.reason)
+            log.info("alert %s silenced by #%s (%s)", row["id"], silence.id, silence.reason, extra={"alert_id": row["id"]})
             return
         if self.subs is None:
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -17,12 +18,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from bot import config, lookup, pipeline
+from bot import config, logs, lookup, pipeline, secrets
 from bot.clock import utcnow
-from bot.errors import ConfigError, DeflationWatchError
+from bot.errors import ConfigError, DeflationWatchError, storage_error
 from bot.fetch import make_client
 from bot.sources import SOURCES
 from storage import archive, open_db, prices
@@ -36,8 +38,39 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="TOML config
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (else $DEFLATION_WATCH_DB, else `db` in the config).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
+#: `--log-format` and `--log-level`, given before the command; they win over the config.
+_logging: dict[str, str | None] = {"format": None, "level": None}
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[Optional[str], typer.Option("--log-format", help="Logs on stderr as text or json (one object a line, with poll, alert and delivery ids); else `log_format` in the config.")] = None,
+    log_level: Annotated[Optional[str], typer.Option("--log-level", help="debug, info, warning or error; else `log_level` in the config (default: warning, info with json; `run` logs info).")] = None,
+) -> None:
+    """Deflation Watch: how fast the price of LLM inference is falling."""
+    secrets.register_environment()  # first: even a config error quoting a pasted token masks it
+    if log_format is not None and log_format not in config.LOG_FORMATS:
+        _fail(f"--log-format must be one of {', '.join(config.LOG_FORMATS)}, got {log_format!r}", 2)
+    if log_level is not None and log_level.lower() not in config.LOG_LEVELS:
+        _fail(f"--log-level must be one of {', '.join(config.LOG_LEVELS)}, got {log_level!r}", 2)
+    _logging.update(format=log_format, level=log_level and log_level.lower())
+
+
+def configure_logging(settings: config.Settings, default_level: str | None = None) -> None:
+    """Logging as the flags, else the config, say; JSON logs default to info. With neither
+    (and no `default_level`, as for one-off commands) Python's own default stays: warnings
+    and errors on stderr. Known secrets are masked either way."""
+    format = _logging["format"] or settings.log_format
+    level = _logging["level"] or settings.log_level or ("info" if format == "json" else default_level)
+    if level is None:
+        secrets.register_environment()
+        logs.install_redaction()
+        return
+    logs.setup(format, level)
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(secrets.redact(message))}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -54,11 +87,17 @@ def _session(config_file: Path | None, db_path: Path | None) -> Iterator[tuple[c
         settings = config.load(config_file, db=db_path)
     except ConfigError as exc:
         _fail(f"config: {exc}", 2)
-    db = open_db(settings.db)
+    configure_logging(settings)
+    try:
+        db = open_db(settings.db)
+    except sqlite3.Error as exc:
+        _fail(f"{settings.db}: {storage_error(exc)}")
     try:
         yield settings, db
     except DeflationWatchError as exc:
         _fail(str(exc))
+    except sqlite3.Error as exc:  # busy past the timeout, a full disk: one line, not a traceback
+        _fail(str(storage_error(exc)))
     finally:
         db.close()
 
@@ -77,7 +116,7 @@ def _plain(value: Any) -> Any:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=_plain, indent=2) + "\n")
+    sys.stdout.write(secrets.redact(json.dumps(data, default=_plain, indent=2)) + "\n")
 
 
 def _poll_table(reports: list[pipeline.PollReport]) -> Table:
@@ -101,7 +140,7 @@ def _poll_table(reports: list[pipeline.PollReport]) -> Table:
 def _print_failures(reports: list[pipeline.PollReport]) -> None:
     for report in reports:
         if report.error:
-            err.print(f"{report.source}: {report.error}", highlight=False, markup=False)
+            err.print(f"{report.source}: {secrets.redact(report.error)}", highlight=False, markup=False)
 
 
 @app.command()
@@ -244,6 +283,8 @@ def backfill(
 
 
 def main() -> None:
+    logs.install_redaction()  # before any command runs: no log line shows a known secret
+    from bot import cli_backup  # noqa: F401  (register backup and restore)
     from bot import cli_alerts, cli_curve, cli_indicators, cli_run, demo  # noqa: F401  (register the alert, cost-curve, indicator, bot and demo commands)
 
     app()

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlite_utils
 
-from bot import lookup
+from bot import lookup, secrets
 from bot.cards import Card, Table
 from bot.clock import Clock, utcnow
 from bot.config import Settings
@@ -153,7 +153,8 @@ ERROR_TITLE = "Sorry"
 
 
 def error_card(message: str) -> Card:
-    return Card(title=ERROR_TITLE, lines=[message], severity="warning")
+    # A refusal may quote what was typed, or an error's text: never a known secret.
+    return Card(title=ERROR_TITLE, lines=[secrets.redact(message)], severity="warning")
 
 
 def is_error(card: Card) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -53,6 +54,7 @@ class SecEdgarSettings:
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     timeout: float = 30.0  # seconds for connect, read and write each
+    deadline: float = 300.0  # seconds for a whole request, redirects and body included
     max_bytes: int = 64 * 1024 * 1024  # a body larger than this is refused, compressed or not
     user_agent: str = f"deflation-watch/{__version__} (LLM price tracker)"
 
@@ -85,6 +87,8 @@ class Settings:
     timezone: str = "UTC"
     admins: tuple[str, ...] = ()
     backfill: bool = True  # a new database starts from the history shipped with the package
+    log_format: str = "text"  # text | json (one JSON object a line, with poll, alert and delivery ids)
+    log_level: str = ""  # debug | info | warning | error; "" for the command's own (run: info, others: warning; json: info)
     tiers: Path | None = None  # capability tiers file (None: the one shipped in bot/data)
     http: HttpSettings = field(default_factory=HttpSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
@@ -168,7 +172,8 @@ def _build(raw: dict[str, Any], path: Path | None) -> Settings:
     schedule = _dataclass(ScheduleSettings, _table(raw.pop("schedule", {}), "schedule"), "schedule")
     settings = _dataclass(Settings, raw, "", base=Settings(http=http, alerts=alerts, schedule=schedule, sources=sources, sec_edgar=sec))
     _check_schedule(settings)
-    return dataclasses.replace(settings, source_file=path)
+    # Read-only from here on: nothing after start-up (least of all a chat command) changes where a source is fetched from.
+    return dataclasses.replace(_check_logging(settings), sources=MappingProxyType(dict(settings.sources)), source_file=path)
 
 
 def _check_schedule(settings: Settings) -> None:
@@ -187,6 +192,21 @@ def _check_schedule(settings: Settings) -> None:
                 f"schedule.digest must be a crontab such as \"0 9 * * mon\" (minute hour day month weekday), "
                 f"got {settings.schedule.digest!r}: {exc}"
             ) from None
+
+
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_logging(settings: Settings) -> Settings:
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {settings.log_format!r}")
+    level = settings.log_level.lower()
+    if level and level not in LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {settings.log_level!r}")
+    if settings.http.deadline <= 0:
+        raise ConfigError(f"http.deadline must be a positive number of seconds, got {settings.http.deadline!r}")
+    return dataclasses.replace(settings, log_level=level)
 
 
 def _check_alerts(alerts: AlertSettings) -> AlertSettings:

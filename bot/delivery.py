@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from bot import alert_cards
+from bot import alert_cards, secrets
 from bot.cards import Card
 from bot.chat.base import Adapter, Delivery
 from bot.clock import Clock, utcnow
@@ -68,7 +68,7 @@ async def deliver_due(
         try:
             delivery = await adapter.send(address, [card_for(db, batch, settings)], idempotency_key=batch.idempotency_key)
         except Exception as exc:  # an adapter should answer, not raise; the loop goes on either way
-            log.exception("%s adapter raised for batch %s", platform, batch.id)
+            log.exception("%s adapter raised for batch %s", platform, batch.id, extra={"delivery_id": batch.id, "channel": batch.channel})
             delivery = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
         reports.append(_record(db, batch, delivery, clock(), settings))
     return reports
@@ -76,12 +76,14 @@ async def deliver_due(
 
 def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings) -> DeliveryReport:
     attempts = batch.attempts + 1
+    # An adapter's error can quote a request (a webhook URL holds its token): stored and shown masked.
+    failure = secrets.redact(delivery.error or "failed")
     if delivery.ok:
         state, error = "sent", None
     elif delivery.permanent or attempts >= settings.max_attempts:
-        state, error = "failed", delivery.error or "failed"
+        state, error = "failed", failure
     else:
-        state, error = "retry", delivery.error or "failed"
+        state, error = "retry", failure
     try:
         with transaction(db):
             if state == "sent":
@@ -91,7 +93,10 @@ def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, 
             else:
                 outbox.mark_retry(db, batch.id, now + backoff(attempts, settings, delivery.retry_after), error)
     except Exception:
-        log.exception("could not record the delivery of batch %s", batch.id)
+        log.exception("could not record the delivery of batch %s", batch.id, extra={"delivery_id": batch.id})
+    ids = {"delivery_id": batch.id, "channel": batch.channel, "alert_ids": list(batch.alert_ids), "state": state}
     if state != "sent":
-        log.warning("delivery of batch %s to %s: %s (%s)", batch.id, batch.channel, state, error)
+        log.warning("delivery of batch %s to %s: %s (%s)", batch.id, batch.channel, state, error, extra=ids)
+    else:
+        log.info("delivery of batch %s to %s: sent as %s", batch.id, batch.channel, delivery.message_id, extra={**ids, "message_id": delivery.message_id})
     return DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), state, error)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
+import math
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,23 +19,24 @@ from pathlib import Path
 import httpx
 import sqlite_utils
 
-from bot import alerting
+from bot import alerting, secrets
 from bot.clock import Clock, utcnow
 from bot.config import AlertSettings, Settings
-from bot.errors import DeflationWatchError, PayloadError, SourceError
+from bot.errors import DeflationWatchError, FetchError, PayloadError, SourceError, storage_error
 from bot.fetch import fetch
 from bot.quotes import Catalog
 from bot.sources import SOURCES, Source
 from storage import archive, payloads, polls, prices
 from storage.times import iso as storage_iso
 
+log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class PollReport:
     """How one poll of one source went, for a table row or a log line."""
 
     source: str
-    status: str
+    status: str  # a poll row's status, or `deferred`: not polled, the upstream asked us to wait
     models_seen: int | None = None
     changes: int = 0
     skipped: int = 0
@@ -40,10 +44,12 @@ class PollReport:
     error: str | None = None
     outcome: prices.Outcome | None = field(default=None, repr=False)
     alerts: alerting.AlertReport = field(default_factory=alerting.AlertReport, repr=False)
+    #: Not before this may the source be polled again (its upstream sent Retry-After).
+    retry_at: datetime | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        return self.status not in ("failed", "deferred")
 
     def as_dict(self) -> dict:
         return {name: getattr(self, name) for name in ("source", "status", "models_seen", "changes", "skipped", "seconds", "error")}
@@ -104,10 +110,43 @@ def store(
 
 async def poll_source(db: sqlite_utils.Database, client: httpx.AsyncClient, settings: Settings, name: str, clock: Clock = utcnow) -> PollReport:
     """Fetch one source (conditionally) and ingest what came back; never raises for the
-    source's own failures, which land as a failed poll row with the error text."""
+    source's own failures, which land as a failed poll row with the error text, nor for the
+    database's (busy past the timeout, full), which are reported and leave nothing half-written.
+
+    A source whose last poll was refused with a Retry-After (429, 503) is not asked again
+    before that time: the report is `deferred`, with `retry_at`, and no row is written."""
     source = SOURCES[name]
     started = clock()
     began = time.monotonic()
+    try:
+        wait = polls.retry_at(db, name)
+        if wait is not None and wait > started:
+            log.info("poll of %s deferred until %s (Retry-After)", name, storage_iso(wait), extra={"source": name})
+            return PollReport(name, "deferred", error=f"not polled: the upstream asked for no request before {storage_iso(wait)}", retry_at=wait)
+        poll = await _fetch_poll(db, client, settings, name, started)
+        poll.finished_at = started + timedelta(seconds=round(time.monotonic() - began))
+        report = ingest(db, source, poll, alerts=settings.alerts, clock=clock)
+    except sqlite3.Error as exc:
+        error = storage_error(exc)
+        log.error("poll of %s not stored: %s", name, error, extra={"source": name})
+        return PollReport(name, "failed", error=str(error), seconds=time.monotonic() - began)
+    report.seconds = time.monotonic() - began
+    if report.outcome is not None:
+        poll_id = report.outcome.poll_id
+        report.retry_at = polls.retry_at(db, name)
+        # INFO whatever the status: the CLI prints failures itself, and the status is a field of
+        # its own in JSON logs for whoever alerts on them.
+        seen = f"{report.models_seen} models, {report.changes} changes" if report.models_seen is not None else report.error
+        log.info(
+            "poll %s of %s: %s: %s", poll_id, name, report.status, seen,
+            extra={"poll_id": poll_id, "source": name, "status": report.status, "alert_ids": report.alerts.created or None},
+        )  # fmt: skip
+    return report
+
+
+async def _fetch_poll(db: sqlite_utils.Database, client: httpx.AsyncClient, settings: Settings, name: str, started: datetime) -> polls.Poll:
+    """The poll of one source as fetched: its payload, or why there is none."""
+    source = SOURCES[name]
     poll = polls.Poll(source=name, started_at=started, finished_at=started, observed_at=started)
     try:
         if source.read is not None:
@@ -121,6 +160,7 @@ async def poll_source(db: sqlite_utils.Database, client: httpx.AsyncClient, sett
                 max_bytes=settings.http.max_bytes,
                 etag=previous and previous["etag"],
                 last_modified=previous and previous["last_modified"],
+                deadline=settings.http.deadline,
             )
             poll.http_status, poll.etag, poll.last_modified = fetched.status, fetched.etag, fetched.last_modified
             if fetched.status == 304:
@@ -131,11 +171,12 @@ async def poll_source(db: sqlite_utils.Database, client: httpx.AsyncClient, sett
             else:
                 poll.payload = fetched.body
     except SourceError as exc:
-        poll.status, poll.error = "failed", str(exc)
-    poll.finished_at = started + timedelta(seconds=round(time.monotonic() - began))
-    report = ingest(db, source, poll, alerts=settings.alerts, clock=clock)
-    report.seconds = time.monotonic() - began
-    return report
+        poll.status, poll.error = "failed", secrets.redact(str(exc))  # a mirror's URL may carry a token
+        if isinstance(exc, FetchError):
+            poll.http_status = exc.status
+            if exc.retry_after is not None:
+                poll.error = polls.with_retry(poll.error, started + timedelta(seconds=math.ceil(exc.retry_after)))
+    return poll
 
 
 async def poll_once(db: sqlite_utils.Database, client: httpx.AsyncClient, settings: Settings, names: Iterable[str] | None = None, clock: Clock = utcnow) -> list[PollReport]:

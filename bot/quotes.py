@@ -21,6 +21,10 @@ SENTINEL = "sentinel"  # a placeholder such as OpenRouter's -1 for routers
 
 _CONTEXT = decimal.Context(prec=15, rounding=decimal.ROUND_HALF_EVEN)
 _MILLION = Decimal(1_000_000)
+#: Bounds of a number that can be a price (USD per million tokens; zero is a price too). Far
+#: wider than any real price, so a unit slip (x1e6) still parses and is held by the detectors,
+#: but an upstream's "1e400" is refused before it overflows a float or the decimal context.
+_SMALLEST, _LARGEST = Decimal("1e-9"), Decimal("1e12")
 
 
 def mtok(value: object, *, per_token: bool = False) -> Decimal | None:
@@ -43,6 +47,8 @@ def mtok(value: object, *, per_token: bool = False) -> Decimal | None:
         raise ValueError(f"not a price: {value!r}")
     if per_token:
         number *= _MILLION
+    if number and not _SMALLEST <= abs(number) < _LARGEST:
+        raise ValueError(f"not a price: {value!r} is outside {_SMALLEST}..{_LARGEST} USD per million tokens")
     return canonical(number)
 
 

@@ -4,16 +4,21 @@ writes only this row, which is what keeps years of polling small."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlite_utils
 
-from storage.times import iso
+from storage.times import iso, parse_iso
 
 #: Statuses of a poll that delivered a usable catalog (or confirmed the last one).
 GOOD = ("ok", "not_modified")
+#: HTTP statuses whose failed poll may say when the upstream wants to be asked again.
+RETRY_STATUSES = (429, 503)
+#: How a failed poll's error ends when the upstream asked for a wait (see `with_retry`).
+_RETRY_NOTE = re.compile(r"; retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$")
 
 
 @dataclass(slots=True)
@@ -56,6 +61,22 @@ def insert(db: sqlite_utils.Database, poll: Poll, *, models_seen: int | None, ch
         ],
     )
     return cursor.lastrowid
+
+
+def with_retry(error: str, at: datetime) -> str:
+    """A failed poll's error, noting that the upstream asked not to be polled before `at`."""
+    return f"{error}; retry after {iso(at)}"
+
+
+def retry_at(db: sqlite_utils.Database, source: str) -> datetime | None:
+    """When the source's latest poll, if it failed with a 429 or 503 that said when to come
+    back (`with_retry`), allows the next one; None when nothing asks for a wait. The HTTP
+    status is checked too, so text from an upstream's body in another error cannot ask."""
+    row = db.execute("SELECT status, http_status, error FROM polls WHERE source = ? ORDER BY id DESC LIMIT 1", [source]).fetchone()
+    if row is None or row[0] != "failed" or row[1] not in RETRY_STATUSES or not row[2]:
+        return None
+    match = _RETRY_NOTE.search(row[2])
+    return parse_iso(match.group(1)) if match else None
 
 
 def last_good(db: sqlite_utils.Database, source: str) -> dict | None:

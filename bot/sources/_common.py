@@ -7,41 +7,49 @@ yields nothing usable.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from bot.errors import PayloadError
 from bot.quotes import FREE, SENTINEL, Catalog, Quote, mtok
-from bot.sources import load_json
+from bot.sources import decode, first_wins, load_json
 
 MALFORMED = "malformed row"
 
 
-def object_items(payload: bytes, source: str) -> list[tuple[str, Any]]:
-    """The top-level pairs of a JSON object payload in document order, duplicate keys kept.
-
-    `json.loads` would silently keep the *last* of two equal keys; sources keyed by model
-    name need to see both to keep the first and count the other. The payload is decoded once
-    through `load_json` for the shared strict checks and error messages, then again keeping
-    pairs: a few milliseconds per poll.
+def object_items(payload: bytes, source: str, on_duplicate: Callable[[], None] | None = None) -> list[tuple[str, Any]]:
+    """The top-level pairs of a JSON object payload in document order, duplicate keys kept,
+    for sources keyed by model name, whose parsers keep the first of a repeated key and count
+    the others. Objects further in keep their first value too, and each repeated key in them
+    calls `on_duplicate` (see `load_json`).
     """
-    load_json(payload, source, dict)
-    top: list[list[tuple[str, Any]]] = []
+    objects: list[list[tuple[str, Any]]] = []
+    nested_repeats = 0
+    nested = first_wins()
 
     def keep(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        # The top-level object is the last one the decoder closes.
-        top[:] = [pairs]
-        return dict(pairs)
+        nonlocal nested_repeats
+        objects.append(pairs)
+        # Until decoding ends it is unknown which object is the top level (the last one
+        # closed); repeats are tallied per object and the top level's are left to the parser.
+        nested_repeats += len(pairs) - len(dict(pairs))
+        return nested(pairs)
 
-    json.loads(payload, object_pairs_hook=keep)
-    return top[0]
+    data = decode(payload, source, keep)
+    if not isinstance(data, dict):
+        raise PayloadError(f"{source}: expected a JSON dict at the top level, got {type(data).__name__}")
+    top = objects[-1]
+    nested_repeats -= len(top) - len(dict(top))
+    for _ in range(nested_repeats if on_duplicate is not None else 0):
+        on_duplicate()
+    return top
 
 
-def list_under(payload: bytes, source: str, key: str) -> list[Any]:
+def list_under(payload: bytes, source: str, key: str, on_duplicate: Callable[[], None] | None = None) -> list[Any]:
     """The list a payload shaped `{key: [...], ...}` holds; PayloadError when it holds none."""
-    data = load_json(payload, source, dict)
+    data = load_json(payload, source, dict, on_duplicate=on_duplicate)
     rows = data.get(key)
     if not isinstance(rows, list):
         found = "no such key" if key not in data else f"a {type(rows).__name__}"
@@ -82,6 +90,10 @@ class CatalogBuilder:
 
     def skip(self, reason: str) -> None:
         self.catalog.skip(reason)
+
+    def duplicate(self) -> None:
+        """Count a key an object repeated (the decoder kept its first value)."""
+        self.skip("duplicate key")
 
     def first(self, key: object) -> bool:
         """True the first time a source key is seen; later rows with it are counted and dropped.

@@ -40,14 +40,19 @@ _Row = tuple[Decimal | None, Decimal | None, Decimal | None]
 
 
 def parse(payload: bytes, observed_at: datetime) -> Catalog:
-    return parse_providers(load_json(payload, NAME, list), observed_at)
+    repeats: list[None] = []
+    providers = load_json(payload, NAME, list, on_duplicate=lambda: repeats.append(None))
+    return parse_providers(providers, observed_at, repeated_keys=len(repeats))
 
 
-def parse_providers(providers: list[Any], observed_at: datetime) -> Catalog:
-    """Quotes from an already decoded provider list, which `bundled` holds inside its payload."""
+def parse_providers(providers: list[Any], observed_at: datetime, *, repeated_keys: int = 0) -> Catalog:
+    """Quotes from an already decoded provider list, which `bundled` holds inside its payload;
+    `repeated_keys` counts keys the decoder found repeated (and dropped) inside objects."""
     if not providers:
         raise PayloadError(f"{NAME}: the provider list is empty")
     builder = CatalogBuilder(NAME, observed_at, per_token=False)
+    for _ in range(repeated_keys):
+        builder.duplicate()
     today = observed_at.astimezone(UTC).date()
     for position, provider in enumerate(providers):
         provider_id = text(provider.get("id")) if isinstance(provider, dict) else None

@@ -26,7 +26,7 @@ _SPEC_KEY = "sample_spec"
 
 def parse(payload: bytes, observed_at: datetime) -> Catalog:
     builder = CatalogBuilder(NAME, observed_at, per_token=True)
-    for key, row in object_items(payload, NAME):
+    for key, row in object_items(payload, NAME, builder.duplicate):
         if not builder.first(key):
             continue
         reason = _skip_reason(key, row)

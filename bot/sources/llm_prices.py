@@ -17,8 +17,8 @@ NAME = "llm-prices"
 
 
 def parse(payload: bytes, observed_at: datetime) -> Catalog:
-    rows = list_under(payload, NAME, "prices")
     builder = CatalogBuilder(NAME, observed_at, per_token=False)
+    rows = list_under(payload, NAME, "prices", builder.duplicate)
     for row in rows:
         vendor = text(row.get("vendor")) if isinstance(row, dict) else None
         model_id = text(row.get("id")) if isinstance(row, dict) else None

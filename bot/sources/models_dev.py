@@ -22,7 +22,7 @@ NAME = "models-dev"
 
 def parse(payload: bytes, observed_at: datetime) -> Catalog:
     builder = CatalogBuilder(NAME, observed_at, per_token=False)
-    for provider_id, provider in object_items(payload, NAME):
+    for provider_id, provider in object_items(payload, NAME, builder.duplicate):
         if not builder.first(provider_id):
             continue
         models = provider.get("models") if isinstance(provider, dict) else None

@@ -17,8 +17,8 @@ NAME = "openrouter"
 
 
 def parse(payload: bytes, observed_at: datetime) -> Catalog:
-    rows = list_under(payload, NAME, "data")
     builder = CatalogBuilder(NAME, observed_at, per_token=True)
+    rows = list_under(payload, NAME, "data", builder.duplicate)
     for row in rows:
         model_id = text(row.get("id")) if isinstance(row, dict) else None
         provider, slash, _ = (model_id or "").partition("/")
