@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 import threading
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds `stop()` waits for jobs and replies in flight before giving up on them.
 DRAIN_TIMEOUT = 60.0
+#: A Discord channel webhook: …/webhooks/{id}/{token}, maybe with a query (thread_id=…).
+_WEBHOOK_URL = re.compile(r"https?://[^/\s]+(/[^\s?]*)?/webhooks/\d+/[^/\s?]+/?(\?\S*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,8 @@ class ChatEnv:
                 raise ConfigError("DISCORD_PUBLIC_KEY must be the application's public key: 64 hex digits") from None
             if not self.discord_application_id:
                 raise ConfigError("DISCORD_PUBLIC_KEY is set: set DISCORD_APPLICATION_ID too, to answer interactions")
+        if self.discord_webhook_url and not _WEBHOOK_URL.fullmatch(self.discord_webhook_url):
+            raise ConfigError("DISCORD_WEBHOOK_URL must be a channel webhook's URL: https://discord.com/api/webhooks/ID/TOKEN")
 
     @property
     def slack(self) -> bool:
@@ -125,7 +130,7 @@ class Bot:
                 token=env.slack_bot_token or "", signing_secret=env.slack_signing_secret, adapter=self.slack,
                 answer=self.answer, spawn=self.spawn, api_url=env.slack_api_url, is_error=commands.is_error,
             )
-        self.socket_mode: Any = None  # made in start(): its client binds to the running loop
+        self.socket_mode: slack_app.SocketMode | None = None  # made in start(): its client binds to the running loop
         self.started = time.monotonic()
         self.running = False
 
@@ -172,7 +177,8 @@ class Bot:
     async def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, report): the database answers, the scheduler runs, and not every enabled
         source has gone without a good poll for longer than it may (`stale_after`, or three
-        of its intervals if that is longer; counted from start-up for a source never polled)."""
+        of its intervals if that is longer; counted from start-up for a source never polled).
+        Slack Socket Mode, when configured, is reported too: not connected is `degraded`."""
         loop = asyncio.get_running_loop()
         try:
             summary = await asyncio.wait_for(loop.run_in_executor(self._quick, self._poll_summary), 5.0)
@@ -193,8 +199,13 @@ class Bot:
             }
         stale = [name for name, source in sources.items() if source["stale"]]
         healthy = database == "ok" and self.running and not (sources and len(stale) == len(sources))
-        status = "unhealthy" if not healthy else "degraded" if stale else "ok"
-        return healthy, {"status": status, "database": database, "scheduler": "running" if self.running else "stopped", "sources": sources}
+        report: dict[str, Any] = {"database": database, "scheduler": "running" if self.running else "stopped", "sources": sources}
+        socket_down = False
+        if self.socket_mode is not None:
+            report["slack_socket_mode"] = await self.socket_mode.status()
+            socket_down = report["slack_socket_mode"] != "connected"
+        status = "unhealthy" if not healthy else "degraded" if stale or socket_down else "ok"
+        return healthy, {"status": status, **report}
 
     def _poll_summary(self) -> dict[str, dict]:
         from storage import polls
@@ -213,9 +224,8 @@ class Bot:
         self.scheduler.start()
         self.running = True
         if self.slack_app is not None and self.env.slack_app_token:
-            self.socket_mode = slack_app.socket_mode(self.slack_app, self.env.slack_app_token)
-            await self.socket_mode.connect_async()
-            log.info("Slack Socket Mode connected")
+            self.socket_mode = slack_app.SocketMode(self.slack_app, self.env.slack_app_token)
+            self.socket_mode.start()  # in the background: HTTP and the jobs do not wait for Slack
 
     async def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
         """Take no new work, let what is in flight finish (up to `timeout` seconds), close."""
@@ -223,7 +233,7 @@ class Bot:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         if self.socket_mode is not None:
-            await self.socket_mode.close_async()
+            await self.socket_mode.close()
         deadline = time.monotonic() + timeout
         if not await self.jobs.drain(timeout):
             log.warning("jobs still running after %ss; stopping anyway", timeout)

@@ -1,6 +1,6 @@
 """The running bot's HTTP routes (Starlette):
 
-    POST /slack/events            Slack slash commands (HTTP mode), verified by Bolt
+    POST /slack/events            Slack slash commands (HTTP mode: SLACK_SIGNING_SECRET), verified by Bolt
     POST /discord/interactions    Discord interactions, Ed25519-verified
     GET  /healthz                 200 when healthy, 503 when not, with a JSON report
     GET  /metrics                 Prometheus text format
@@ -34,7 +34,7 @@ def make_app(bot: Bot) -> Starlette:
         return Response(body, media_type=kind)
 
     routes = [Route("/healthz", healthz, methods=["GET"]), Route("/metrics", metrics, methods=["GET"])]
-    if bot.slack_app is not None:
+    if bot.slack_app is not None and bot.env.slack_signing_secret:  # Socket Mode alone takes no HTTP
         routes.append(Route("/slack/events", slack_app.http_endpoint(bot.slack_app), methods=["POST"]))
     if bot.env.discord_public_key and bot.discord is not None:
         endpoint = discord_app.interactions_endpoint(

@@ -65,6 +65,8 @@ def test_discord_register_needs_its_credentials(monkeypatch):
         ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "starting with xapp-"),
         ({"DISCORD_PUBLIC_KEY": "abc", "DISCORD_APPLICATION_ID": "1"}, "64 hex digits"),
         ({"DISCORD_PUBLIC_KEY": "00" * 32}, "set DISCORD_APPLICATION_ID too"),
+        ({"DISCORD_WEBHOOK_URL": "discord:webhook"}, "DISCORD_WEBHOOK_URL must be a channel webhook's URL"),
+        ({"DISCORD_WEBHOOK_URL": "https://discord.com/channels/1/2"}, "https://discord.com/api/webhooks/ID/TOKEN"),
     ],
 )
 def test_half_configured_platforms_fail_at_start_up(environ, message):
@@ -73,7 +75,7 @@ def test_half_configured_platforms_fail_at_start_up(environ, message):
 
 
 def test_the_platforms_configured():
-    env = ChatEnv.from_environ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "DISCORD_WEBHOOK_URL": "https://example.invalid/hook", "SLACK_API_URL": " "})
+    env = ChatEnv.from_environ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "DISCORD_WEBHOOK_URL": "https://discord.com/api/webhooks/1/t0k3n", "SLACK_API_URL": " "})
     assert env.slack and env.discord and env.slack_api_url is None
     assert not ChatEnv.from_environ({}).slack and not ChatEnv.from_environ({}).discord
 

@@ -99,6 +99,25 @@ def test_the_digest_posts_text_and_chart_to_both_platforms(db, fake_slack, fake_
     assert [row["state"] for row in digests.posts(db)] == ["sent", "sent"]
 
 
+def test_the_digest_posts_text_and_chart_to_a_discord_webhook_with_no_bot(db, fake_slack, fake_discord):
+    subscribe(db, "discord:webhook", MONDAY_9_BERLIN - timedelta(days=2))
+    jobs = jobs_for(db, fake_slack, fake_discord, Clock(MONDAY_9_BERLIN + timedelta(seconds=1)))
+    webhook = fake_discord.webhook_url("1200000000000000001", "hook-token")
+    jobs.adapters["discord"] = DiscordAdapter(webhook_url=webhook, backoff=0.01, max_wait=0.5)  # no bot token
+    assert [(channel, sent.ok) for channel, sent in asyncio.run(jobs.digest())] == [("discord:webhook", True)]
+
+    (call,) = fake_discord.created()
+    assert call.route == "execute_webhook" and call.query == {"wait": "true"} and "Authorization" not in call.headers
+    assert call.files[0].data.startswith(b"\x89PNG")
+    (message,) = fake_discord.messages["1200000000000000001"]
+    assert message["embeds"][0]["title"] == "Deflation Watch — week to 2026-01-05"
+    assert "gpt-4-class" in message["embeds"][0].get("description", "") + str(message["embeds"])
+    assert message["attachments"][0]["filename"].endswith(".png")
+    assert message["embeds"][-1]["image"]["url"] == f"attachment://{message['attachments'][0]['filename']}"
+    assert [(row["channel"], row["state"]) for row in digests.posts(db)] == [("discord:webhook", "sent")]
+    assert asyncio.run(jobs.digest()) == []  # the slot is posted once
+
+
 def test_a_slot_is_posted_once_across_restarts(db, fake_slack, fake_discord):
     subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=2))
     clock = Clock(MONDAY_9_BERLIN)

@@ -1,10 +1,12 @@
 """Discord: a card becomes one or more embeds, its chart an attachment shown in the embed
 (`attachment://chart.png`); slash commands arrive as interactions, signed with Ed25519.
 
-Messages go through the HTTP API v10 with a bot token (`POST /channels/{id}/messages`) or, with
-no bot, through a webhook URL (`POST {webhook}?wait=true`; the webhook decides the channel, so
-`channel` is ignored). Every message sets `allowed_mentions: {"parse": []}`: an `@everyone`,
-`@here`, role or user mention that arrives in upstream data is shown and never pings.
+Messages go through the HTTP API v10 with a bot token (`POST /channels/{id}/messages`), or
+through the webhook URL (`POST {webhook}?wait=true`) for the channel `webhook` (the address
+`discord:webhook`) and, with no bot token, for every channel: the webhook decides where its
+messages land, so then the channel id is not used. Every message sets `allowed_mentions:
+{"parse": []}`: an `@everyone`, `@here`, role or user mention that arrives in upstream data
+is shown and never pings.
 
 Idempotency: with a bot token each message carries a nonce derived from the delivery's key and
 `enforce_nonce: true`, so Discord returns the message it already made instead of a second one
@@ -41,6 +43,8 @@ from bot.errors import ConfigError, DeflationWatchError
 log = logging.getLogger(__name__)
 
 DISCORD_API_URL = "https://discord.com/api/v10"
+#: The channel that means "the DISCORD_WEBHOOK_URL's channel": subscribe `discord:webhook`.
+WEBHOOK_CHANNEL = "webhook"
 NO_MENTIONS: dict[str, list[str]] = {"parse": []}
 EPHEMERAL = 1 << 6  # message flag: only the user who ran the command sees it
 
@@ -302,9 +306,10 @@ def _redact(url: str) -> str:
 
 
 class DiscordAdapter:
-    """Posts cards to Discord channels by id (a snowflake, no `discord:` prefix), with a bot
-    token, or to a webhook when there is none. Also answers interactions (follow-ups and edits
-    need no bot token: the interaction token is the credential)."""
+    """Posts cards to Discord channels by id (a snowflake, no `discord:` prefix) with a bot
+    token, and to the webhook for the channel `webhook` or, with no bot token, for any channel.
+    Also answers interactions (follow-ups and edits need no bot token: the interaction token is
+    the credential)."""
 
     platform = "discord"
     limits = Limits
@@ -347,11 +352,14 @@ class DiscordAdapter:
             return Delivery(ok=True, message_id=self._delivered[remembered])
         if not self.bot_token and not self.webhook_url:
             return Delivery(ok=False, error="no Discord bot token or webhook URL is configured", permanent=True)
+        via_webhook = channel == WEBHOOK_CHANNEL or not self.bot_token
+        if via_webhook and not self.webhook_url:
+            return Delivery(ok=False, error="discord:webhook: DISCORD_WEBHOOK_URL is not set", permanent=True)
         try:
             first: str | None = None
             for part, message in enumerate(render(cards)):
                 payload = message.payload()
-                if self.bot_token:
+                if not via_webhook:
                     payload |= {"nonce": nonce(idempotency_key, part), "enforce_nonce": True}
                     url = f"{self.api_url}/channels/{channel}/messages"
                     headers = self._auth()

@@ -228,3 +228,35 @@ def test_webhook_mode_remembers_deliveries_within_the_process(fake_discord):
             return await discord.send(CHANNEL, [small_card()], idempotency_key="k")
 
     assert run(twice()).ok and len(fake_discord.calls) == 1
+
+
+def test_with_a_bot_and_a_webhook_discord_webhook_goes_to_the_webhook_and_ids_to_the_bot(fake_discord):
+    hook = fake_discord.webhook_url("1200000000000000001", "hook-token")
+    both = DiscordAdapter(bot_token=fake_discord.bot_token, webhook_url=hook, api_url=fake_discord.api_url)
+
+    async def go():
+        async with both:
+            return await both.send("webhook", [small_card()], idempotency_key="a"), await both.send(CHANNEL, [small_card()], idempotency_key="b")
+
+    to_hook, to_channel = run(go())
+    assert to_hook.ok and to_channel.ok
+    assert [(c.route, "Authorization" in c.headers, "nonce" in c.json) for c in fake_discord.calls] == [
+        ("execute_webhook", False, False), ("create_message", True, True),
+    ]
+    assert len(fake_discord.messages["1200000000000000001"]) == 1 and len(fake_discord.messages[CHANNEL]) == 1
+
+
+def test_discord_webhook_without_a_webhook_url_is_permanent_and_sends_nothing(fake_discord):
+    assert run(send(adapter(fake_discord), [small_card()], channel="webhook")) == Delivery(
+        ok=False, error="discord:webhook: DISCORD_WEBHOOK_URL is not set", permanent=True
+    )
+    assert fake_discord.calls == []
+
+
+def test_with_no_bot_every_discord_channel_goes_to_the_webhook(fake_discord):
+    """A channel subscribed with /deflation (an interactions-only app: a public key, no bot)
+    still gets its alerts, in the webhook's channel."""
+    discord = DiscordAdapter(webhook_url=fake_discord.webhook_url("1200000000000000001", "hook-token"))
+    assert run(send(discord, [small_card()], channel=CHANNEL)).ok
+    (call,) = fake_discord.calls
+    assert call.route == "execute_webhook" and list(fake_discord.messages) == ["1200000000000000001"]

@@ -4,7 +4,9 @@ as it would in Slack.
 
     chat.postMessage, chat.update, conversations.history (metadata only with
     include_all_metadata), conversations.info, auth.test, files.getUploadURLExternal, the upload
-    URL it hands out, files.completeUploadExternal, and response_url endpoints.
+    URL it hands out, files.completeUploadExternal, response_url endpoints, and
+    apps.connections.open (with the app-level token) once `socket_mode()` has started the
+    Socket Mode WebSocket server (`tests.fakes.fake_slack_socket`).
 
 Point a client at `fake.api_url`. Script failures with `rate_limit`, `server_error` and
 `fail_with`, or the generic `script`/`delay` of the base class.
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes._server import Answer, Call, FakeServer
+from tests.fakes.fake_slack_socket import FakeSlackSocket
 
 BOT_USER = "U0BOT"
 BOT_ID = "B0BOT"
@@ -62,10 +65,23 @@ class FakeSlack(FakeServer):
         self.responses: dict[str, list[dict[str, Any]]] = {}  # response_url id -> bodies
         self._ids = itertools.count(1)
         self._clock = time.time()
+        self.socket: FakeSlackSocket | None = None
 
     @property
     def api_url(self) -> str:
         return self.base + "/api/"
+
+    def socket_mode(self, app_token: str = "xapp-1-A0DEFLATION-1-test") -> FakeSlackSocket:
+        """Turn Socket Mode on: start the WebSocket server that `apps.connections.open`
+        (called with `app_token`) hands out URLs to. `stop()` stops it too."""
+        if self.socket is None:
+            self.socket = FakeSlackSocket(app_token).start()
+        return self.socket
+
+    def stop(self) -> None:
+        if self.socket is not None:
+            self.socket.stop()
+        super().stop()
 
     def response_url(self, hook: str = "T0001/1234/abcd") -> str:
         return f"{self.base}/commands/{hook}"
@@ -108,6 +124,8 @@ class FakeSlack(FakeServer):
         if call.route == "response_url":
             self.responses.setdefault(call.path.removeprefix("/commands/"), []).append(call.json or call.params)
             return Answer(200, b"ok")
+        if call.route == "apps.connections.open":  # the one method that takes the app-level token
+            return self._apps_connections_open(call)
         if self.token is not None:
             auth = call.headers.get("Authorization", "")
             if not auth:
@@ -118,6 +136,19 @@ class FakeSlack(FakeServer):
         if method is None:
             return _error("unknown_method")
         return method(call.params)
+
+    def _apps_connections_open(self, call: Call) -> Answer:
+        auth = call.headers.get("Authorization", "")
+        if not auth:
+            return _error("not_authed")
+        token = auth.removeprefix("Bearer ")
+        if not token.startswith("xapp-"):
+            return _error("not_allowed_token_type")  # a bot or user token
+        if self.socket is None or token != self.socket.app_token:
+            return _error("invalid_auth")
+        if call.verb != "POST":
+            return _error("insecure_request")
+        return _ok(url=self.socket.issue_url())
 
     def _auth_test(self, params: dict[str, Any]) -> Answer:
         return _ok(url=self.base + "/", team="Deflation Test", user="deflation-watch", team_id="T0001", user_id=BOT_USER, bot_id=BOT_ID)
