@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,7 +14,7 @@ import typer
 
 from bot import commands
 from bot.chat.console import render
-from bot.cli import ConfigOpt, DbOpt, _fail, _session, app, console, err
+from bot.cli import ConfigOpt, DbOpt, _fail, _session, app, configure_logging, console, err
 from bot.config import load
 from bot.errors import ConfigError, DeflationWatchError
 
@@ -36,9 +35,9 @@ def run(
         env = ChatEnv.from_environ(os.environ)
     except ConfigError as exc:
         _fail(f"config: {exc}", 2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("apscheduler", "httpx"):  # a line per job run and per request drowns the bot's own
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Text at info unless --log-format/--log-level or log_format/log_level say otherwise; the
+    # per-request and per-job chatter of httpx and APScheduler stays at warning.
+    configure_logging(settings, default_level="info")
     platforms = [name for name, on in (("Slack", env.slack), ("Discord", env.discord)) if on] or ["the terminal only"]
     err.print(f"deflation-watch: serving {', '.join(platforms)} on http://{host}:{port}", highlight=False)
     raise typer.Exit(asyncio.run(serve(settings, env, host, port, console_file=console_file)))

@@ -130,7 +130,8 @@ def load(config: str | Path | None = None, *, db: str | Path | None = None, envi
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _RESERVED_ENV:
+        # An empty variable is unset (an env file's `NAME=` lines); '""' sets an empty string.
+        if not name.startswith(ENV_PREFIX) or name in _RESERVED_ENV or not value.strip():
             continue
         path = _env_path(name[len(ENV_PREFIX):])
         target = raw
