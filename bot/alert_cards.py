@@ -24,6 +24,7 @@ _NOUNS = {
     "source_stale": ("stale source", "stale sources"),
     "source_recovered": ("source recovered", "sources recovered"),
     "indicator_threshold": ("indicator signal", "indicator signals"),
+    "tier_floor": ("tier floor", "tier floors"),
 }
 _TITLES = {
     "new_model": "New model: {model}",
@@ -32,8 +33,12 @@ _TITLES = {
     "source_recovered": "Source {source} recovered",
     "source_suspect": "Partial catalog from {source}",
     "indicator_threshold": "Watch indicator: {model}",
+    "tier_floor": "New floor: {field}",
 }
-_ORDER = ("price_cut", "price_hike", "new_model", "model_removed", "source_stale", "source_suspect", "source_recovered", "indicator_threshold")
+_ORDER = (
+    "price_cut", "price_hike", "tier_floor", "new_model", "model_removed",
+    "source_stale", "source_suspect", "source_recovered", "indicator_threshold",
+)  # fmt: skip
 
 
 def money(text: str | None) -> str:
@@ -98,7 +103,7 @@ def _other_line(row: dict) -> str:
             f"Source {row['source']} sent a partial catalog ({detail.get('models_seen')} of "
             f"{detail.get('last_good_models')} models); removals from it are held back"
         )
-    if kind == "indicator_threshold":  # the sentence was written when the signal was (bot.indicators)
+    if kind in ("indicator_threshold", "tier_floor"):  # the sentence was written with the alert
         return detail.get("message") or f"{row['model']}: {row['field']}"
     return f"{kind}: {row['source']} {row['model']}"
 
@@ -128,7 +133,7 @@ def render(rows: list[dict], *, top: int = 8) -> Card:
         title = f"{'Price cut' if group[0]['kind'] == 'price_cut' else 'Price rise'}: {model_label(group[0])} {biggest:+g}%"
     elif len(others) == 1 and not moves:
         row = others[0]
-        title = _TITLES[row["kind"]].format(model=model_label(row) if row["model"] else "", source=row["source"])
+        title = _TITLES[row["kind"]].format(model=model_label(row) if row["model"] else "", source=row["source"], field=row["field"])
     else:
         title = count_phrase(counts).capitalize()
     observed = sorted(row["observed_at"] for row in rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import sqlite_utils
@@ -123,17 +123,19 @@ class _Publisher:
         alert's group, inhibited or silenced (silenced alerts are marked, never dropped)."""
         if row["group_id"] is not None or row["inhibited_by"] or row["status"] != "confirmed":
             return
-        silence = subscriptions.silencing(self.db, row, self.now)
-        if silence is not None:
-            alerts.mark_silenced(self.db, row["id"], silence.id)
-            log.info("alert %s silenced by #%s (%s)", row["id"], silence.id, silence.reason, extra={"alert_id": row["id"]})
-            return
-        if self.subs is None:
-            return
-        channels = dict.fromkeys(sub.channel for sub in self.subs if sub.matches(row, self.threshold))
-        for channel in channels:
-            if outbox.enqueue(self.db, row["id"], channel, self.now, self.ctx.settings.group_wait) is not None:
-                self.report.queued += 1
+        self.report.queued += route(self.db, row, self.subs or [], self.threshold, self.ctx.settings.group_wait, self.now)
+
+
+def route(db: sqlite_utils.Database, row: dict, subs: list, threshold: Decimal, group_wait: timedelta, now: datetime) -> int:
+    """Queue a stored alert for every subscribed channel it matches, unless a silence covers
+    it (a silenced alert is marked, never dropped); return the outbox rows queued."""
+    silence = subscriptions.silencing(db, row, now)
+    if silence is not None:
+        alerts.mark_silenced(db, row["id"], silence.id)
+        log.info("alert %s silenced by #%s (%s)", row["id"], silence.id, silence.reason, extra={"alert_id": row["id"]})
+        return 0
+    channels = dict.fromkeys(sub.channel for sub in subs if sub.matches(row, threshold))
+    return sum(outbox.enqueue(db, row["id"], channel, now, group_wait) is not None for channel in channels)
 
 
 #: The keys every line of `replay --alerts-jsonl` has, in this order (then a few extras).

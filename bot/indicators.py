@@ -37,11 +37,12 @@ from typing import Any, Literal
 import httpx
 import sqlite_utils
 
+from bot import alerting
 from bot.clock import Clock, utcnow
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError, ImportRowsError, InputError, NotEnoughDataError, SourceError
 from bot.sources import sec_edgar
-from storage import alerts, outbox, subscriptions, transaction
+from storage import alerts, subscriptions, transaction
 from storage import indicators as store
 
 log = logging.getLogger(__name__)
@@ -819,7 +820,7 @@ def reconcile(db: sqlite_utils.Database, evaluations: Iterable[Evaluation], sett
             alert_id = _insert(db, ev, key, active.episode, active, store.CROSSED, now)
             if alert_id is not None:
                 report.raised.append(alert_id)
-                report.queued += _route(db, alert_id, subs, threshold, settings, now)
+                report.queued += alerting.route(db, alerts.get(db, alert_id), subs, threshold, settings.group_wait, now)
         for key, row in on.items():
             if key in ev.active:
                 continue
@@ -830,7 +831,7 @@ def reconcile(db: sqlite_utils.Database, evaluations: Iterable[Evaluation], sett
             alert_id = _insert(db, ev, key, f"{row['new_value']}/fell-back", back, store.FELL_BACK, now)
             if alert_id is not None:
                 report.resolved.append(alert_id)
-                report.queued += _route(db, alert_id, subs, threshold, settings, now)
+                report.queued += alerting.route(db, alerts.get(db, alert_id), subs, threshold, settings.group_wait, now)
     return report
 
 
@@ -851,18 +852,6 @@ def _insert(db, ev: Evaluation, key: str, episode: str, active: Active, reason: 
         ),
         now,
     )
-
-
-def _route(db, alert_id: int, subs: list, threshold: Decimal, settings: AlertSettings, now: datetime) -> int:
-    """Queue a signal for every subscribed channel it matches, unless a silence covers it (it
-    is then marked, as other alerts are)."""
-    row = alerts.get(db, alert_id)
-    silence = subscriptions.silencing(db, row, now)
-    if silence is not None:
-        alerts.mark_silenced(db, alert_id, silence.id)
-        return 0
-    channels = dict.fromkeys(sub.channel for sub in subs if sub.matches(row, threshold))
-    return sum(outbox.enqueue(db, alert_id, channel, now, settings.group_wait) is not None for channel in channels)
 
 
 def check(db: sqlite_utils.Database, settings: Settings, clock: Clock = utcnow) -> tuple[list[Evaluation], SignalReport]:

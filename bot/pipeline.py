@@ -26,7 +26,7 @@ from bot.errors import DeflationWatchError, FetchError, PayloadError, SourceErro
 from bot.fetch import fetch
 from bot.quotes import Catalog
 from bot.sources import SOURCES, Source
-from storage import archive, payloads, polls, prices
+from storage import archive, payloads, polls, prices, tier_floors
 from storage.times import iso as storage_iso
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,22 @@ async def poll_once(db: sqlite_utils.Database, client: httpx.AsyncClient, settin
     """One concurrent cycle over the named (default: enabled) sources. Fetches overlap; each
     source's ingest is its own transaction, so one failing source never blocks the others."""
     selected = list(names) if names else settings.enabled_sources()
-    return list(await asyncio.gather(*(poll_source(db, client, settings, name, clock) for name in selected)))
+    reports = list(await asyncio.gather(*(poll_source(db, client, settings, name, clock) for name in selected)))
+    check_tier_floors(db, settings, reports, clock)
+    return reports
+
+
+def check_tier_floors(db: sqlite_utils.Database, settings: Settings, reports: list[PollReport], clock: Clock = utcnow) -> None:
+    """After a cycle that changed prices (or before any floor is known), look for new tier
+    floors. A failure here is logged, never lost polls: the prices are stored already."""
+    from bot import tier_floor  # pandas: paid only by cycles that need it
+
+    if not any(report.changes for report in reports) and tier_floors.known(db):
+        return
+    try:
+        tier_floor.check(db, settings, clock())
+    except Exception:
+        log.exception("tier floor check failed")
 
 
 SNAPSHOT_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})(\d{2})(\d{2})Z\.json(\.gz)?$")

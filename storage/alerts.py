@@ -27,7 +27,9 @@ MODEL_KINDS = (*PRICE_KINDS, "new_model", "model_removed")
 SOURCE_KINDS = ("source_suspect", "source_stale", "source_recovered")
 #: Alert kinds about a watch indicator (`bot.indicators`): a threshold crossed, or fallen back from.
 INDICATOR_KINDS = ("indicator_threshold",)
-KINDS = (*MODEL_KINDS, *SOURCE_KINDS, *INDICATOR_KINDS)
+#: Alert kinds about a capability tier as a whole (`bot.tier_floor`); `field` names the tier.
+TIER_KINDS = ("tier_floor",)
+KINDS = (*MODEL_KINDS, *SOURCE_KINDS, *INDICATOR_KINDS, *TIER_KINDS)
 STATUSES = ("pending", "confirmed", "dropped")
 
 

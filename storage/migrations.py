@@ -194,7 +194,18 @@ CREATE TABLE sec_quarters (
 """
 
 #: Each entry is one SQL script; entry N brings the database to user_version N + 1.
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS)
+TIER_FLOORS = """
+CREATE TABLE tier_floors (          -- the floor of each tier a `tier_floor` alert is measured from
+    tier TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,            -- the source's own key of the listing at the floor
+    usd_per_mtok TEXT NOT NULL,     -- blended, exact decimal text
+    alert_id INTEGER REFERENCES alerts(id), -- NULL for the silent baseline
+    updated_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

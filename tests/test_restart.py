@@ -58,7 +58,8 @@ def test_killed_while_delivering_then_delivered_once_after_restart(tmp_path, sou
     run("subscribe", "console:", "--config", str(cfg))
     source_server.serve("/litellm.json", litellm_payload(2e-06, 8e-06))
     run("poll", "--config", str(cfg))
-    assert outbox_state(db) == [("pending", 0), ("pending", 0)]  # o3 input and output, one batch
+    # o3 input and output, and the frontier and GPT-4-class floors o3 now sets (bot.tier_floor): one batch
+    assert outbox_state(db) == [("pending", 0)] * 4
 
     fifo = tmp_path / "console.out"
     os.mkfifo(fifo)
@@ -74,15 +75,17 @@ def test_killed_while_delivering_then_delivered_once_after_restart(tmp_path, sou
         if deliverer.poll() is None:
             deliverer.kill()
     assert deliverer.returncode == -signal.SIGKILL
-    assert outbox_state(db) == [("pending", 0), ("pending", 0)]
+    assert outbox_state(db) == [("pending", 0)] * 4
 
     fifo.unlink()
     out = tmp_path / "console.txt"
     first = run("deliver", "--once", "--console-file", str(out), "--config", str(cfg))
-    assert "sent (2 alerts)" in first.stderr
+    assert "sent (4 alerts)" in first.stderr
     second = run("deliver", "--once", "--console-file", str(out), "--config", str(cfg))
     assert second.stderr == ""
     text = out.read_text()
     assert text.count(HEADER) == 1
     assert "▼ o3 (openai): input $10 → $2 (-80%); output $40 → $8 (-80%) per Mtok · litellm" in text
-    assert outbox_state(db) == [("sent", 1), ("sent", 1)]
+    assert "Frontier floor is now $3.5/Mtok (o3, openai, proprietary)" in text
+    assert "GPT-4-class floor is now $3.5/Mtok (o3, openai, proprietary)" in text
+    assert outbox_state(db) == [("sent", 1)] * 4
