@@ -30,7 +30,7 @@ from typing import Any
 import sqlite_utils
 import uvicorn
 
-from bot import commands, pipeline
+from bot import commands, pipeline, secrets
 from bot.cards import Card
 from bot.chat import slack_app
 from bot.chat.base import Adapter
@@ -42,6 +42,7 @@ from bot.config import Settings
 from bot.errors import ConfigError
 from bot.metrics import Metrics
 from bot.scheduler import Jobs, build_scheduler
+from bot.secrets import Secret
 from storage import open_db
 
 log = logging.getLogger(__name__)
@@ -49,28 +50,50 @@ log = logging.getLogger(__name__)
 #: Seconds `stop()` waits for jobs and replies in flight before giving up on them.
 DRAIN_TIMEOUT = 60.0
 #: A Discord channel webhook: …/webhooks/{id}/{token}, maybe with a query (thread_id=…).
+#: The ChatEnv fields that hold secrets: read with `bot.secrets.read`, so NAME_FILE works too.
+SECRET_FIELDS = frozenset(name.lower() for name in secrets.SECRET_ENV)
 _WEBHOOK_URL = re.compile(r"https?://[^/\s]+(/[^\s?]*)?/webhooks/\d+/[^/\s?]+/?(\?\S*)?")
 
 
 @dataclass(frozen=True, slots=True)
 class ChatEnv:
-    """The chat platforms' settings, from their conventional environment variables."""
+    """The chat platforms' settings, from their conventional environment variables. The tokens,
+    the signing secret and the webhook URL are `bot.secrets.Secret`s (shown as `***`); each may
+    also be given in a file named by `NAME_FILE` (Docker secrets, systemd credentials)."""
 
-    slack_bot_token: str | None = None
-    slack_signing_secret: str | None = None
-    slack_app_token: str | None = None
+    slack_bot_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
+    slack_app_token: Secret | None = None
     slack_api_url: str | None = None
     discord_public_key: str | None = None
     discord_application_id: str | None = None
-    discord_bot_token: str | None = None
-    discord_webhook_url: str | None = None
+    discord_bot_token: Secret | None = None
+    discord_webhook_url: Secret | None = None
     discord_api_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # A plain string (tests, callers building one by hand) becomes a Secret too.
+        for name in SECRET_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Secret(value.strip(), name.upper()) if value.strip() else None)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> ChatEnv:
-        env = cls(**{name: (environ.get(name.upper()) or "").strip() or None for name in cls.__dataclass_fields__})
+        values: dict[str, Any] = {}
+        for name in cls.__dataclass_fields__:
+            if name in SECRET_FIELDS:
+                values[name] = secrets.read(name.upper(), environ=environ)
+            else:
+                values[name] = (environ.get(name.upper()) or "").strip() or None
+        env = cls(**values)
         env.check()
         return env
+
+    def reveal(self, name: str) -> str | None:
+        """The value of the secret field `name`, for the code that sends it."""
+        value = getattr(self, name)
+        return value.reveal() if value is not None else None
 
     def check(self) -> None:
         """Combinations that cannot work fail at start-up, naming the variable to set."""
@@ -78,7 +101,7 @@ class ChatEnv:
             raise ConfigError("SLACK_BOT_TOKEN is set: set SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode) too")
         if (self.slack_signing_secret or self.slack_app_token) and not self.slack_bot_token:
             raise ConfigError("Slack is half configured: set SLACK_BOT_TOKEN (the xoxb- bot token) too")
-        if self.slack_app_token and not self.slack_app_token.startswith("xapp-"):
+        if self.slack_app_token and not self.slack_app_token.reveal().startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
         if self.discord_public_key:
             try:
@@ -88,7 +111,7 @@ class ChatEnv:
                 raise ConfigError("DISCORD_PUBLIC_KEY must be the application's public key: 64 hex digits") from None
             if not self.discord_application_id:
                 raise ConfigError("DISCORD_PUBLIC_KEY is set: set DISCORD_APPLICATION_ID too, to answer interactions")
-        if self.discord_webhook_url and not _WEBHOOK_URL.fullmatch(self.discord_webhook_url):
+        if self.discord_webhook_url and not _WEBHOOK_URL.fullmatch(self.discord_webhook_url.reveal()):
             raise ConfigError("DISCORD_WEBHOOK_URL must be a channel webhook's URL: https://discord.com/api/webhooks/ID/TOKEN")
 
     @property
@@ -107,9 +130,9 @@ class Bot:
         self.clock = clock
         self.metrics = Metrics()
         self.db: sqlite_utils.Database = open_db(settings.db)
-        self.slack = SlackAdapter(env.slack_bot_token, api_url=env.slack_api_url) if env.slack_bot_token else None
+        self.slack = SlackAdapter(env.reveal("slack_bot_token") or "", api_url=env.slack_api_url) if env.slack_bot_token else None
         self.discord = (
-            DiscordAdapter(env.discord_bot_token, env.discord_webhook_url, env.discord_api_url, env.discord_application_id)
+            DiscordAdapter(env.reveal("discord_bot_token"), env.reveal("discord_webhook_url"), env.discord_api_url, env.discord_application_id)
             if env.discord else None
         )
         # With no chat platform, alerts and digests for `console:` channels are printed here.
@@ -127,7 +150,7 @@ class Bot:
         self.slack_app = None
         if self.slack:
             self.slack_app = slack_app.build_app(
-                token=env.slack_bot_token or "", signing_secret=env.slack_signing_secret, adapter=self.slack,
+                token=env.reveal("slack_bot_token") or "", signing_secret=env.reveal("slack_signing_secret"), adapter=self.slack,
                 answer=self.answer, spawn=self.spawn, api_url=env.slack_api_url, is_error=commands.is_error,
             )
         self.socket_mode: slack_app.SocketMode | None = None  # made in start(): its client binds to the running loop
@@ -224,7 +247,7 @@ class Bot:
         self.scheduler.start()
         self.running = True
         if self.slack_app is not None and self.env.slack_app_token:
-            self.socket_mode = slack_app.SocketMode(self.slack_app, self.env.slack_app_token)
+            self.socket_mode = slack_app.SocketMode(self.slack_app, self.env.reveal("slack_app_token") or "")
             self.socket_mode.start()  # in the background: HTTP and the jobs do not wait for Slack
 
     async def stop(self, timeout: float = DRAIN_TIMEOUT) -> None:

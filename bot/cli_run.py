@@ -73,10 +73,16 @@ app.add_typer(discord, name="discord")
 def register(
     guild: Annotated[Optional[str], typer.Option("--guild", help="Register in this server only (shows at once); default: globally.")] = None,
 ) -> None:
-    """Register the /deflation slash command with Discord (needs DISCORD_APPLICATION_ID and DISCORD_BOT_TOKEN).  Example: deflation-watch discord register --guild 123456789012345678"""
+    """Register the /deflation slash command with Discord (needs DISCORD_APPLICATION_ID and DISCORD_BOT_TOKEN or DISCORD_BOT_TOKEN_FILE).  Example: deflation-watch discord register --guild 123456789012345678"""
     from bot.chat.discord import register_commands
 
-    application, token = os.environ.get("DISCORD_APPLICATION_ID"), os.environ.get("DISCORD_BOT_TOKEN")
+    from bot import secrets
+
+    try:
+        secret = secrets.read("DISCORD_BOT_TOKEN")
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    application, token = os.environ.get("DISCORD_APPLICATION_ID"), secret.reveal() if secret is not None else None
     if not application or not token:
         _fail("set DISCORD_APPLICATION_ID and DISCORD_BOT_TOKEN (from the Discord developer portal) first", 2)
 

@@ -678,7 +678,7 @@ def _unmute(args: tuple[str, ...], context: Context) -> Card:
     _arity("unmute", args, 1, 1)
     context.require_admin()
     text = args[0].removeprefix("#")
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:  # an SQLite integer
         raise CommandError(f"A mute's id is a number, like `unmute 3`; got `{args[0]}`. `mutes` lists them.")
     with transaction(context.db):
         lifted = subscriptions.expire(context.db, int(text), context.clock())

@@ -120,7 +120,7 @@ async def _read(response: httpx.Response, max_bytes: int, validators: tuple[str 
         hint = f" (Retry-After {wait:g} s)" if wait is not None else ""
         raise FetchError(f"HTTP {response.status_code} from {url}{hint}", status=response.status_code, retry_after=wait)
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
         raise FetchError(f"body of {declared} bytes from {url} is over the {max_bytes}-byte cap")
     body = bytearray()
     async for chunk in response.aiter_bytes():
@@ -137,7 +137,7 @@ def retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() too, but float() refuses it
         seconds = float(value)
     else:
         when = _http_date(value)

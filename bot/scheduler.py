@@ -100,6 +100,8 @@ class Jobs:
         self._workers = ThreadPoolExecutor(1, thread_name_prefix="deflation-watch-job")
         self._running: set[asyncio.Future] = set()
         self._digest_lock = asyncio.Lock()
+        #: Set by `build_scheduler`: the scheduler whose poll jobs `reschedule` moves.
+        self.scheduler: AsyncIOScheduler | None = None
 
     # -- the jobs as the scheduler calls them --
 
@@ -121,6 +123,12 @@ class Jobs:
         reports = await asyncio.get_running_loop().run_in_executor(self._workers, self._poll_in_thread, name)
         for report in reports:
             self.metrics.polls.labels(report.source, report.status).inc()
+            if report.retry_at is not None:
+                self.reschedule(report.source, report.retry_at)
+            if report.status == "deferred":
+                # Not a failure: the upstream asked us (Retry-After) to wait, and we do.
+                log.info("poll of %s deferred until %s", report.source, report.retry_at)
+                continue
             if not report.ok:
                 self.metrics.poll_failures.labels(report.source).inc()
                 log.warning("poll of %s failed: %s", report.source, report.error)
@@ -131,6 +139,15 @@ class Jobs:
             log.info("polled %s: %s, %s changes, %s alerts, %s queued", report.source, report.status,
                      report.changes, len(report.alerts.created), report.alerts.queued)
         return reports
+
+    def reschedule(self, name: str, at: datetime) -> None:
+        """Move the next poll of `name` to `at` (its upstream's Retry-After), when the next one
+        planned is sooner: no poll is spent on a source that said to wait."""
+        job = self.scheduler.get_job(f"poll:{name}") if self.scheduler is not None else None
+        if job is None or job.next_run_time is None or job.next_run_time >= at:
+            return
+        job.modify(next_run_time=at)
+        log.info("next poll of %s at %s (Retry-After)", name, at)
 
     def _poll_in_thread(self, name: str) -> list[pipeline.PollReport]:
         db = self.opener(self.settings.db)
@@ -244,6 +261,7 @@ def build_scheduler(settings: Settings, jobs: Jobs, clock: Clock = utcnow) -> As
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
+    jobs.scheduler = scheduler
     now = clock()
     for name in settings.enabled_sources():
         every = settings.sources[name].every

@@ -216,3 +216,43 @@ def test_the_slack_manifest_declares_the_command_and_scopes():
     for scope in ("commands", "chat:write", "files:write", "channels:history", "groups:history"):
         assert f"      - {scope} " in manifest, scope
     assert "/slack/events" in manifest  # the HTTP variant's URL
+
+
+def test_a_deferred_poll_is_no_failure_and_the_next_poll_waits_for_retry_after(tmp_path, source_server):
+    """A 429 with Retry-After is one failed poll; the job is moved to the time the upstream
+    named, and a poll asked for before then is `deferred`: counted as such, not as a failure."""
+    source_server.serve("/litellm.json", b"slow down", status=429, headers={"Retry-After": "600"})
+    now = datetime.now(UTC)
+    settings = load(environ={"DEFLATION_WATCH_SOURCES__LITELLM__URL": source_server.url("/litellm.json"),
+                             "DEFLATION_WATCH_SOURCES__LITELLM__EVERY": "1m", "DEFLATION_WATCH_BACKFILL": "false"},
+                    db=tmp_path / "bot.db")
+    from storage import open_db
+
+    db = open_db(settings.db)
+    metrics = Metrics()
+    jobs = Jobs(settings, db, {}, metrics, clock=lambda: now)
+
+    def count(name: str, **labels: str) -> float:
+        return metrics.registry.get_sample_value(f"deflation_watch_{name}_total", labels) or 0.0
+
+    async def scenario() -> tuple:
+        scheduler = build_scheduler(settings, jobs, lambda: now)
+        scheduler.start(paused=True)
+        try:
+            (failed,) = await jobs.poll("litellm")
+            moved = scheduler.get_job("poll:litellm").next_run_time
+            (deferred,) = await jobs.poll("litellm")  # asked again early (a restart, a manual run)
+            return failed, moved, deferred, scheduler.get_job("poll:litellm").next_run_time
+        finally:
+            scheduler.shutdown(wait=False)
+            await jobs.drain(5)
+
+    failed, moved, deferred, still = asyncio.run(scenario())
+    db.close()
+    assert failed.status == "failed" and failed.retry_at is not None
+    assert abs((failed.retry_at - now).total_seconds() - 600) < 5
+    assert moved == failed.retry_at == still  # the next poll is when the upstream said, not in a minute
+    assert deferred.status == "deferred" and deferred.retry_at == failed.retry_at
+    assert count("poll_failures", source="litellm") == 1  # the deferral is not a second failure
+    assert count("polls", source="litellm", status="deferred") == 1
+    assert len(source_server.requests) == 1  # the deferred poll asked the upstream nothing

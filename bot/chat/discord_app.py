@@ -43,7 +43,7 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
 def verified(public_key: str, headers: Any, body: bytes, now: float) -> bool:
     """Whether the request is Discord's, signed within MAX_SKEW seconds of `now`."""
     signature, stamp = headers.get("X-Signature-Ed25519"), headers.get("X-Signature-Timestamp")
-    if not signature or not stamp or not stamp.isdigit() or abs(now - int(stamp)) > MAX_SKEW:
+    if not signature or not stamp or not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > MAX_SKEW:
         return False
     return verify_discord_signature(public_key, signature, stamp, body)
 
@@ -65,6 +65,8 @@ def interactions_endpoint(
         body = await request.body()
         if not verified(public_key, request.headers, body, clock()):
             return Response("invalid request signature", status_code=401)
+        if request.headers.get("content-type", "").partition(";")[0].strip().lower() != "application/json":
+            return Response("unsupported content type", status_code=415)
         try:
             interaction = json.loads(body)
         except ValueError:

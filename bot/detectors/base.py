@@ -22,6 +22,7 @@ import sqlite_utils
 
 from bot.config import AlertSettings
 from bot.naming import normalise_model
+from bot.quotes import PRICE_FIELDS
 from storage import alerts, polls
 from storage.prices import Change
 
@@ -120,6 +121,8 @@ class Context:
 
     def current_price(self, provider: str, model: str, price_field: str) -> tuple[bool, Decimal | None]:
         """Whether the model is listed now, and its current price for `price_field`."""
+        if price_field not in PRICE_FIELDS:  # a column name in the SQL below: only the known ones
+            raise ValueError(f"not a price field: {price_field!r}")
         row = self.db.execute(
             f"""SELECT m.missing_polls = 0 AND m.removed_at IS NULL, p.{price_field}
                 FROM models m LEFT JOIN prices p ON p.model_id = m.id AND p.valid_to IS NULL

@@ -23,6 +23,16 @@ def quiet_settings(tmp_path: Path, **environ: str) -> Settings:
     return load(environ=env | environ)
 
 
+def both_platforms(fake_slack, fake_discord, signing_secret: str, key, application_id: str = "1100000000000000001") -> ChatEnv:  # noqa: ANN001
+    """Slack in HTTP mode (signed with `signing_secret`) and a Discord bot whose interactions
+    are signed with `key` (a nacl SigningKey), both at the fakes."""
+    return ChatEnv(
+        slack_bot_token=fake_slack.token, slack_signing_secret=signing_secret, slack_api_url=fake_slack.api_url,
+        discord_public_key=key.verify_key.encode().hex(), discord_application_id=application_id,
+        discord_bot_token=fake_discord.bot_token, discord_api_url=fake_discord.api_url,
+    )
+
+
 class BotServer:
     def __init__(self, settings: Settings, env: ChatEnv):
         self.settings, self.env = settings, env

@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 
 from bot.app import ChatEnv
 from storage import digests, open_db, subscriptions
-from tests.chat.bot_server import BotServer, quiet_settings, wait_for
+from tests.chat.bot_server import BotServer, both_platforms, quiet_settings, wait_for
 from tests.fakes import discord_headers, slack_headers
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -24,11 +24,7 @@ APP_ID = "1100000000000000001"
 
 @pytest.fixture
 def bot(tmp_path, fake_slack, fake_discord):
-    env = ChatEnv(
-        slack_bot_token=fake_slack.token, slack_signing_secret=SECRET, slack_api_url=fake_slack.api_url,
-        discord_public_key=KEY.verify_key.encode().hex(), discord_application_id=APP_ID,
-        discord_bot_token=fake_discord.bot_token, discord_api_url=fake_discord.api_url,
-    )
+    env = both_platforms(fake_slack, fake_discord, SECRET, KEY, APP_ID)
     with BotServer(quiet_settings(tmp_path), env) as server:
         yield server
 
