@@ -2,6 +2,8 @@
 outcome. `deliver_due` never raises: a failed or raising send is recorded and retried with
 exponential backoff (no sooner than the platform's `retry_after`), a permanent failure is given
 up at once, and a batch whose platform has no adapter here waits for a process that has one.
+A channel's batches go out in creation order: after a failure to retry, the channel's newer
+batches wait for it (here and in `outbox.due`).
 """
 
 from __future__ import annotations
@@ -59,18 +61,25 @@ async def deliver_due(
         log.exception("could not read the outbox")
         return []
     reports = []
+    held: set[str] = set()  # channels whose older batch did not go out this round: the rest wait
     for batch in due:
         platform, _, address = batch.channel.partition(":")
         adapter = adapters.get(platform)
         if adapter is None:
             reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", f"no {platform} adapter"))
             continue
+        if batch.channel in held:
+            reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", "an older batch of the channel is pending"))
+            continue
         try:
             delivery = await adapter.send(address, [card_for(db, batch, settings)], idempotency_key=batch.idempotency_key)
         except Exception as exc:  # an adapter should answer, not raise; the loop goes on either way
             log.exception("%s adapter raised for batch %s", platform, batch.id, extra={"delivery_id": batch.id, "channel": batch.channel})
             delivery = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
-        reports.append(_record(db, batch, delivery, clock(), settings))
+        report = _record(db, batch, delivery, clock(), settings)
+        if report.state == "retry":
+            held.add(batch.channel)
+        reports.append(report)
     return reports
 
 

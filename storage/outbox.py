@@ -58,8 +58,17 @@ def enqueue(db: sqlite_utils.Database, alert_id: int, channel: str, now: datetim
 
 
 def due(db: sqlite_utils.Database, now: datetime) -> list[Batch]:
-    """Batches with pending rows due by `now`, the longest waiting first."""
-    return _batches(db, "WHERE state = 'pending' AND next_attempt_at <= ?", "MIN(next_attempt_at), batch", [iso(now)])
+    """Batches with pending rows due by `now`, in creation order. A channel's messages go out in
+    the order they were made: a batch waits while an older one of its channel is still pending
+    and not due (backing off after a failure), so a retry is never overtaken."""
+    return _batches(
+        db,
+        """WHERE state = 'pending' AND next_attempt_at <= ? AND NOT EXISTS (
+               SELECT 1 FROM outbox older WHERE older.channel = o.channel AND older.state = 'pending'
+               AND older.batch < o.batch AND older.next_attempt_at > ?)""",
+        "batch",
+        [iso(now), iso(now)],
+    )
 
 
 def batches(db: sqlite_utils.Database) -> list[Batch]:
