@@ -14,6 +14,7 @@ two worker threads (one for quick commands, one for slow ones, so a digest never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -30,7 +31,7 @@ from typing import Any
 import sqlite_utils
 import uvicorn
 
-from bot import commands, pipeline, secrets
+from bot import commands, heap, pipeline, secrets
 from bot.cards import Card
 from bot.chat import slack_app
 from bot.chat.base import Adapter
@@ -168,6 +169,9 @@ class Bot:
         except Exception:
             log.exception("command %r failed outside the command layer", text)
             card = commands.error_card("Something went wrong on our side; it has been logged. Try again later.")
+        if pool is self._slow:
+            with contextlib.suppress(RuntimeError):  # shutting down: the pool takes no more work
+                pool.submit(heap.trim)  # after the answer, not before it: the heap it used goes back
         name = text.split()[0].lower() if text.split() else "help"
         self.metrics.commands.labels(user.partition(":")[0], name if name in commands.COMMANDS else "unknown").observe(time.monotonic() - began)
         return card
@@ -331,6 +335,7 @@ async def serve(
 ) -> int:
     """Run the bot until a signal (or `server.should_exit`); return the exit code. `sockets`,
     when given, are listened on instead of host:port; `started` is called once it serves."""
+    heap.limit_arenas()  # before the worker threads exist
     bot, app = build(settings, env, console_file=console_file)
     server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False))
     try:

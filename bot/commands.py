@@ -12,6 +12,7 @@ the chat adapters after a first quick acknowledgement; the others answer within 
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import re
@@ -19,7 +20,7 @@ import shlex
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -388,7 +389,6 @@ def _is_window(text: str) -> bool:
 @command("trend", "trend [TIER|MODEL] [WINDOW]", "trend gpt-4-class 2y", "how fast a tier's floor or a model's price is falling, with a chart", slow=True)
 def _trend(args: tuple[str, ...], context: Context) -> Card:
     from bot import analytics
-    from bot.charts import tier_chart
 
     words = list(args)
     window = window_days(words.pop()) if words and _is_window(words[-1]) else 365
@@ -396,11 +396,22 @@ def _trend(args: tuple[str, ...], context: Context) -> Card:
     tiers = _tiers(context)
     now = context.clock()
     frame = analytics.load_intervals(context.db)
+    if target not in tiers:
+        lookup.resolve(context.db, target)  # an unknown name gets the closest names, not an empty fit
+    # The fit samples one price a day, so the answer holds for the rest of the UTC day while the
+    # prices do: it is kept with them (its chart drawn to the moment it was first asked).
+    key = ("trend", tiers.get(target), target, window, now.astimezone(UTC).date())
+    return copy.deepcopy(analytics.kept(frame, key, lambda: _trend_card(frame, tiers, target, window, now)))
+
+
+def _trend_card(frame: Any, tiers: dict, target: str, window: int | None, now: datetime) -> Card:
+    from bot import analytics
+    from bot.charts import tier_chart
+
     if target in tiers:
         fit = analytics.trend(frame, now, tier=tiers[target], window_days=window)
         what = f"{target} floor"
     else:
-        lookup.resolve(context.db, target)  # an unknown name gets the closest names, not an empty fit
         fit = analytics.trend(frame, now, model=target, window_days=window)
         what = f"{target} (median of the sources)"
     points = fit["points"]

@@ -34,7 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import delivery, indicators, pipeline
+from bot import delivery, heap, indicators, pipeline
 from bot.chat.base import Adapter, Delivery
 from bot.clock import Clock, utcnow
 from bot.config import Settings
@@ -156,9 +156,24 @@ class Jobs:
                 async with make_client(self.settings.http) as client:
                     return await pipeline.poll_once(db, client, self.settings, [name], self.clock)
 
-            return asyncio.run(cycle())
+            reports = asyncio.run(cycle())
+            if any(report.changes for report in reports):
+                self._warm(db)
+            return reports
         finally:
             db.close()
+            heap.trim()  # a parsed catalog is megabytes of freed heap
+
+    def _warm(self, db: sqlite_utils.Database) -> None:
+        """Work out the new price history's analytics here, once, rather than in the first
+        `cheapest` or `trend` after the poll (see `analytics.warm`)."""
+        from bot import analytics  # pandas: paid by the first poll that changes a price
+        from bot.tiers import load_tiers
+
+        try:
+            analytics.warm(db, load_tiers(self.settings.tiers).values())
+        except Exception:
+            log.exception("working out the analytics after a poll failed; commands will do it")
 
     async def indicators(self) -> indicators.SignalReport:
         return await asyncio.get_running_loop().run_in_executor(self._workers, self._indicators_in_thread)
@@ -226,6 +241,7 @@ class Jobs:
             return build_digest(db, slot, self.settings).card
         finally:
             db.close()
+            heap.trim()
 
     # -- lifecycle --
 

@@ -103,6 +103,10 @@ class Tier:
         """Whether a member this listing matches is marked open-weight in the tier file."""
         return any(m.open_weight for m in self.matching(model, provider))
 
+    def could_match(self, name: str) -> bool:
+        """Whether some member's pattern matches this normalised name (whatever the seller)."""
+        return self._any.match(name) is not None
+
     def matching(self, model: str, provider: str) -> list[Member]:
         """The members a listing (a source's model key and its seller) belongs to."""
         name = normalise_model(model)
@@ -118,13 +122,31 @@ def members_on(tier: Tier, day: date) -> tuple[Member, ...]:
     return tuple(m for m in tier.members if m.since <= day)
 
 
+#: The tiers of each file read, by (path, modification time, size): every `cheapest` and
+#: `trend` needs them, and parsing the file and compiling its patterns cost more than the answer.
+_READ: dict[tuple[str, int, int], dict[str, Tier]] = {}
+
+
 def load_tiers(path: Path | str | None = None) -> dict[str, Tier]:
     """Read and check a tiers file (the shipped one by default), in file order.
 
     Raises ConfigError naming the file and the offending key, so a user's edit fails at load
-    time rather than silently matching nothing.
+    time rather than silently matching nothing. A file is read again only once it has changed.
     """
     path = Path(path) if path is not None else SHIPPED
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the tiers file ({exc.strerror})") from None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _READ:
+        tiers = _read_tiers(path)
+        _READ.clear()  # one file is in use at a time; keep no history of edits
+        _READ[key] = tiers
+    return dict(_READ[key])
+
+
+def _read_tiers(path: Path) -> dict[str, Tier]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

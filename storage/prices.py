@@ -9,7 +9,7 @@ parses to the same number is never a change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -384,3 +384,19 @@ def intervals(db: sqlite_utils.Database, *, source: str | None = None) -> list[t
             ORDER BY p.valid_from, p.id""",
         params,
     ).fetchall()
+
+
+def interval_table(db: sqlite_utils.Database) -> tuple[list[tuple], Iterator[tuple]]:
+    """Every price interval, as `intervals` has them, in two plain tables that repeat nothing
+    per interval, for analytics to frame years of history without a Python object per cell:
+    the models (id, source, provider, model, open_weight) by id, and a cursor over the intervals
+    (model_id, valid_from, valid_to, input_mtok, output_mtok, cache_read_mtok, flag) in
+    `intervals` order, their times as whole seconds since the Unix epoch (NULL while current),
+    to be read in chunks."""
+    models = db.execute("SELECT id, source, provider, model, open_weight FROM models ORDER BY id").fetchall()
+    rows = db.execute(
+        """SELECT model_id, CAST(strftime('%s', valid_from) AS INTEGER), CAST(strftime('%s', valid_to) AS INTEGER),
+                  input_mtok, output_mtok, cache_read_mtok, flag
+           FROM prices ORDER BY valid_from, id"""
+    )
+    return models, rows

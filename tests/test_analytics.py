@@ -518,7 +518,7 @@ def test_load_intervals_frames_storage_and_reloads_only_after_a_write(fresh_db):
     assert frame["flag"].dropna().isin(["free", "sentinel"]).all()
     assert analytics.load_intervals(fresh_db) is not frame  # a copy each time, so callers may change theirs
     again = analytics.load_intervals(fresh_db)
-    assert again.equals(frame) and analytics._LOADED["last"][2] is not again
+    assert again.equals(frame) and analytics._INTERVALS.current is not again
     fresh_db.execute("UPDATE prices SET input_mtok = 999 WHERE id = 1")
     assert (analytics.load_intervals(fresh_db)["input_mtok"] == 999).sum() == 1
 
