@@ -71,6 +71,7 @@ class AlertSettings:
     retry_after: timedelta = timedelta(seconds=30)  # first retry of a failed delivery, doubling each time
     retry_max: timedelta = timedelta(hours=1)  # the longest wait between retries
     max_attempts: int = 8  # deliveries failing this often are given up (state failed)
+    in_flight: timedelta = timedelta(seconds=30)  # a send cut short (crash, timeout) may still land this long after it began
 
 
 @dataclass(frozen=True, slots=True)

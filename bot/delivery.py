@@ -4,6 +4,11 @@ exponential backoff (no sooner than the platform's `retry_after`), a permanent f
 up at once, and a batch whose platform has no adapter here waits for a process that has one.
 A channel's batches go out in creation order: after a failure to retry, the channel's newer
 batches wait for it (here and in `outbox.due`).
+
+Each attempt is recorded as begun before its request goes out, and no attempt of a batch begins
+sooner than `in_flight` after the one before it, even when that one was cut short by a crash or
+a timeout: a message still on the wire lands first, and the adapter's check for an earlier
+attempt (Slack's channel history, Discord's nonce) then finds it instead of posting it again.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class DeliveryReport:
     batch: int
     channel: str
     alerts: int
-    state: str  # sent | retry | failed | waiting (no adapter for the platform)
+    state: str  # sent | retry | failed | waiting (no adapter here, an older batch pending, or the database not writable)
     error: str | None = None
 
 
@@ -46,6 +51,18 @@ def backoff(attempts: int, settings: AlertSettings, retry_after: float | None = 
     return max(wait, timedelta(seconds=retry_after or 0))
 
 
+def _begin(db: sqlite_utils.Database, batch: outbox.Batch, now: datetime) -> bool:
+    """Record that an attempt of `batch` begins; False (and nothing sent) when that cannot be
+    stored, since an unrecorded attempt could not be told from no attempt after a crash."""
+    try:
+        with transaction(db):
+            outbox.mark_sending(db, batch.id, now)
+    except Exception:
+        log.exception("could not record the start of delivering batch %s", batch.id, extra={"delivery_id": batch.id})
+        return False
+    return True
+
+
 async def deliver_due(
     db: sqlite_utils.Database,
     adapters: Mapping[str, Adapter],
@@ -56,7 +73,7 @@ async def deliver_due(
     """Send every batch due now, one message per batch; return what happened to each."""
     settings = settings or AlertSettings()
     try:
-        due = outbox.due(db, clock())
+        due = outbox.due(db, clock(), settings.in_flight)
     except Exception:
         log.exception("could not read the outbox")
         return []
@@ -71,19 +88,26 @@ async def deliver_due(
         if batch.channel in held:
             reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", "an older batch of the channel is pending"))
             continue
+        begun = clock()
+        if not _begin(db, batch, begun):
+            held.add(batch.channel)
+            reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", "the database is not writable"))
+            continue
         try:
             delivery = await adapter.send(address, [card_for(db, batch, settings)], idempotency_key=batch.idempotency_key)
         except Exception as exc:  # an adapter should answer, not raise; the loop goes on either way
             log.exception("%s adapter raised for batch %s", platform, batch.id, extra={"delivery_id": batch.id, "channel": batch.channel})
             delivery = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
-        report = _record(db, batch, delivery, clock(), settings)
+        report = _record(db, batch, delivery, clock(), settings, begun)
         if report.state == "retry":
             held.add(batch.channel)
         reports.append(report)
     return reports
 
 
-def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings) -> DeliveryReport:
+def _record(
+    db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings, begun: datetime
+) -> DeliveryReport:
     attempts = batch.attempts + 1
     # An adapter's error can quote a request (a webhook URL holds its token): stored and shown masked.
     failure = secrets.redact(delivery.error or "failed")
@@ -100,7 +124,8 @@ def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, 
             elif state == "failed":
                 outbox.mark_failed(db, batch.id, error)
             else:
-                outbox.mark_retry(db, batch.id, now + backoff(attempts, settings, delivery.retry_after), error)
+                retry_at = max(now + backoff(attempts, settings, delivery.retry_after), begun + settings.in_flight)
+                outbox.mark_retry(db, batch.id, retry_at, error)
     except Exception:
         log.exception("could not record the delivery of batch %s", batch.id, extra={"delivery_id": batch.id})
     ids = {"delivery_id": batch.id, "channel": batch.channel, "alert_ids": list(batch.alert_ids), "state": state}

@@ -211,7 +211,8 @@ class Jobs:
         if slot is None:
             return []
         async with self._digest_lock:  # the cron run and a catch-up run must not both post
-            channels = digests.due(self.db, slot, self.settings.alerts.max_attempts)
+            alerts = self.settings.alerts
+            channels = digests.due(self.db, slot, alerts.max_attempts, self.clock(), alerts.in_flight)
             channels = [c for c in channels if c.partition(":")[0] in self.adapters]
             if not channels:
                 return []
@@ -219,6 +220,8 @@ class Jobs:
             outcomes = []
             for channel in channels:
                 platform, _, address = channel.partition(":")
+                with transaction(self.db):
+                    digests.begin(self.db, slot, channel, self.clock())
                 try:
                     sent = await self.adapters[platform].send(address, [card], idempotency_key=slot_key(slot, channel))
                 except Exception as exc:  # an adapter should answer, not raise; the others still get theirs

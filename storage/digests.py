@@ -4,13 +4,15 @@ A channel (`slack:C123`, `discord:456`, `console:`) takes the digest or not; tha
 `digest_channels`, apart from its alert filters (a channel may want the digest and no alerts).
 Each scheduled digest is named by its slot, the moment the schedule fired for (UTC); a row in
 `digest_posts` per slot and channel records how its delivery went, so a restart never posts a
-slot twice and a bot that was down at the slot posts it once when it is back.
+slot twice and a bot that was down at the slot posts it once when it is back. A post begins as
+`sending`: found so after a crash, it is retried only once `in_flight` has passed since it
+began, when a post still on its way has landed and the adapter's duplicate check sees it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlite_utils
 
@@ -50,17 +52,31 @@ def get(db: sqlite_utils.Database, channel: str) -> DigestChannel | None:
     return next((c for c in channels(db) if c.channel == channel), None)
 
 
-def due(db: sqlite_utils.Database, slot: datetime, max_attempts: int) -> list[str]:
+def due(
+    db: sqlite_utils.Database, slot: datetime, max_attempts: int, now: datetime | None = None, in_flight: timedelta = timedelta(0)
+) -> list[str]:
     """Channels that should have the digest of `slot` and do not: subscribed by then (a channel
-    that joins later waits for the next one), not sent, not given up."""
+    that joins later waits for the next one), not sent, not given up, and not begun within
+    `in_flight` before `now`."""
+    begun = iso((now or slot) - in_flight)
     rows = db.execute(
         """SELECT c.channel FROM digest_channels c
            LEFT JOIN digest_posts p ON p.channel = c.channel AND p.slot = ?
-           WHERE c.created_at <= ? AND (p.state IS NULL OR (p.state = 'retry' AND p.attempts < ?))
+           WHERE c.created_at <= ? AND (
+               p.state IS NULL OR (p.state = 'retry' AND p.attempts < ?) OR (p.state = 'sending' AND p.updated_at <= ?))
            ORDER BY c.channel""",
-        [iso(slot), iso(slot), max_attempts],
+        [iso(slot), iso(slot), max_attempts, begun],
     )
     return [row[0] for row in rows]
+
+
+def begin(db: sqlite_utils.Database, slot: datetime, channel: str, now: datetime) -> None:
+    """An attempt to post the digest of `slot` to `channel` begins now (committed before it goes out)."""
+    db.execute(
+        """INSERT INTO digest_posts (slot, channel, state, attempts, updated_at) VALUES (?, ?, 'sending', 0, ?)
+           ON CONFLICT (slot, channel) DO UPDATE SET state = 'sending', updated_at = excluded.updated_at""",
+        [iso(slot), channel, iso(now)],
+    )
 
 
 def record(

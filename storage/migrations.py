@@ -205,7 +205,11 @@ CREATE TABLE tier_floors (          -- the floor of each tier a `tier_floor` ale
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS)
+IN_FLIGHT = """
+ALTER TABLE outbox ADD COLUMN sending_at TEXT;  -- when the attempt under way began; NULL between attempts
+"""
+
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS, IN_FLIGHT)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

@@ -137,9 +137,67 @@ def test_crash_after_sending_before_recording_is_delivered_once(fresh_db, tmp_pa
     [report] = deliver(fresh_db, ConsoleAdapter(path=out))  # the loop logs and goes on
     assert outbox.rows(fresh_db)[0]["state"] == "pending"
     monkeypatch.undo()
-    [report] = deliver(fresh_db, ConsoleAdapter(path=out))  # a restarted process, a fresh adapter
+    # A restarted process, a fresh adapter: the attempt may still be landing, so it waits first.
+    assert deliver(fresh_db, ConsoleAdapter(path=out), at=DUE + SETTINGS.in_flight - timedelta(seconds=1)) == []
+    [report] = deliver(fresh_db, ConsoleAdapter(path=out), at=DUE + SETTINGS.in_flight)
     assert report.state == "sent"
     assert out.read_text().count(HEADER) == 1
+
+
+class Dies(Recorder):
+    """A platform call during which the process dies: the request is out, no outcome comes back."""
+
+    async def send(self, channel: str, cards: list[Card], *, idempotency_key: str) -> Delivery:
+        await super().send(channel, cards, idempotency_key=idempotency_key)
+        raise SystemExit("killed")
+
+
+def test_a_send_cut_short_by_a_crash_is_not_retried_until_it_could_have_landed(fresh_db):
+    cuts(fresh_db, "fake:C1")
+    with pytest.raises(SystemExit):
+        deliver(fresh_db, Dies())
+    [row, *_] = outbox.rows(fresh_db)
+    assert (row["state"], row["attempts"], row["sending_at"]) == ("pending", 0, "2025-06-01T06:01:00Z")
+
+    later = Recorder()
+    settings = AlertSettings(in_flight=timedelta(seconds=45))
+    assert deliver(fresh_db, later, at=DUE + timedelta(seconds=44), settings=settings) == []
+    assert later.sent == []
+    [report] = deliver(fresh_db, later, at=DUE + timedelta(seconds=45), settings=settings)
+    assert report.state == "sent" and len(later.sent) == 1
+    assert {(r["state"], r["sending_at"]) for r in outbox.rows(fresh_db)} == {("sent", None)}
+
+
+def test_a_newer_batch_of_the_channel_waits_behind_one_in_flight(fresh_db):
+    cuts(fresh_db, "fake:C1")
+    with pytest.raises(SystemExit):
+        deliver(fresh_db, Dies())
+    feed = Feed(fresh_db, start=T0 + 3 * STEP)
+    feed.poll([*catalog(3), *(q(f"model-{i}", "1", "10") for i in range(12))])
+    newer = T0 + 3 * STEP + timedelta(minutes=1)
+    assert len(outbox.due(fresh_db, newer)) == 2
+    assert outbox.due(fresh_db, DUE + timedelta(seconds=5), timedelta(seconds=30)) == []
+    assert outbox.due(fresh_db, newer, timedelta(hours=13)) == []  # the older one began 12 h ago: in flight
+    assert [b.id for b in outbox.due(fresh_db, newer, timedelta(seconds=30))] == [b.id for b in outbox.batches(fresh_db)]
+
+
+def test_a_retry_is_never_sooner_than_in_flight_after_its_attempt_began(fresh_db):
+    """A timed-out request may still be processed: its retry waits as a crashed one would."""
+    cuts(fresh_db)
+    settings = AlertSettings(retry_after=timedelta(seconds=1), in_flight=timedelta(seconds=20))
+    [report] = deliver(fresh_db, Recorder(Delivery(ok=False, error="timed out talking to Slack")), settings=settings)
+    assert report.state == "retry"
+    assert outbox.rows(fresh_db)[0]["next_attempt_at"] == "2025-06-01T06:01:20Z"
+
+
+def test_an_attempt_that_cannot_be_recorded_is_not_made(fresh_db, monkeypatch):
+    cuts(fresh_db)
+    monkeypatch.setattr(outbox, "mark_sending", lambda *a, **k: 1 / 0)
+    fake = Recorder()
+    [report] = deliver(fresh_db, fake)
+    assert (report.state, report.error) == ("waiting", "the database is not writable")
+    assert fake.sent == []
+    assert {(r["state"], r["attempts"], r["sending_at"]) for r in outbox.rows(fresh_db)} == {("pending", 0, None)}
 
 
 def test_source_and_model_alerts_render_plainly(fresh_db):

@@ -47,7 +47,7 @@ def wait_until_blocked(pid: int, timeout: float = 30.0) -> None:
 def test_killed_while_delivering_then_delivered_once_after_restart(tmp_path, source_server):
     db = tmp_path / "dw.db"
     cfg = tmp_path / "dw.toml"
-    lines = [f'db = "{db}"', "backfill = false", "[alerts]", 'group_wait = "1s"']
+    lines = [f'db = "{db}"', "backfill = false", "[alerts]", 'group_wait = "1s"', 'in_flight = "8s"']
     for name in ("openrouter", "genai-prices", "llm-prices", "models-dev", "bundled"):
         lines += [f"[sources.{name}]", "enabled = false"]
     lines += ["[sources.litellm]", f'url = "{source_server.url("/litellm.json")}"']
@@ -75,10 +75,16 @@ def test_killed_while_delivering_then_delivered_once_after_restart(tmp_path, sou
         if deliverer.poll() is None:
             deliverer.kill()
     assert deliverer.returncode == -signal.SIGKILL
+    killed_at = time.monotonic()
     assert outbox_state(db) == [("pending", 0)] * 4
 
     fifo.unlink()
     out = tmp_path / "console.txt"
+    # The killed attempt may still be landing: for `in_flight` after it began, nothing goes out.
+    early = run("deliver", "--once", "--console-file", str(out), "--config", str(cfg))
+    assert time.monotonic() - killed_at < 8, "too slow to see the in-flight wait"
+    assert early.stderr == "" and not out.exists()
+    time.sleep(max(0.0, killed_at + 8.1 - time.monotonic()))
     first = run("deliver", "--once", "--console-file", str(out), "--config", str(cfg))
     assert "sent (4 alerts)" in first.stderr
     second = run("deliver", "--once", "--console-file", str(out), "--config", str(cfg))

@@ -17,6 +17,7 @@ from bot.quotes import Quote
 from bot.scheduler import Jobs, build_scheduler, digest_trigger, latest_slot
 from storage import digests, polls, prices, transaction
 from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
+from tests.fakes.dying import DiesMidSend
 
 MONDAY_9_BERLIN = datetime(2026, 1, 5, 8, tzinfo=UTC)  # 09:00 CET
 
@@ -128,6 +129,29 @@ def test_a_slot_is_posted_once_across_restarts(db, fake_slack, fake_discord):
     clock.now += timedelta(days=7)
     asyncio.run(jobs_for(db, fake_slack, fake_discord, clock).digest())  # next week's
     assert len(slack_posts(fake_slack, "C1")) == 2
+
+
+def test_a_digest_on_the_wire_when_the_bot_died_is_posted_once(db, fake_slack, fake_discord):
+    """Killed while the post is held by Slack: the restart leaves the slot alone for `in_flight`,
+    then finds the landed post in the channel's history and records it sent."""
+    subscribe(db, "slack:C1", MONDAY_9_BERLIN - timedelta(days=2))
+    clock = Clock(MONDAY_9_BERLIN + timedelta(seconds=1))
+    jobs = jobs_for(db, fake_slack, fake_discord, clock)
+    dying = DiesMidSend(jobs.adapters["slack"], fake_slack, "chat.postMessage")
+    jobs.adapters["slack"] = dying
+    with pytest.raises(SystemExit):
+        asyncio.run(jobs.digest())
+    assert [(row["state"], row["attempts"]) for row in digests.posts(db)] == [("sending", 0)]
+
+    clock.now += timedelta(seconds=1)
+    restarted = jobs_for(db, fake_slack, fake_discord, clock)
+    assert asyncio.run(restarted.digest()) == []  # the post may still be landing
+    dying.orphan.join(10)
+    clock.now += restarted.settings.alerts.in_flight
+    [(channel, sent)] = asyncio.run(restarted.digest())
+    assert channel == "slack:C1" and sent.ok
+    assert len(slack_posts(fake_slack, "C1")) == 1 and len(fake_slack.uploads) == 1
+    assert [(row["state"], row["attempts"]) for row in digests.posts(db)] == [("sent", 1)]
 
 
 def test_a_bot_down_all_monday_posts_the_digest_once_when_back(db, fake_slack, fake_discord):

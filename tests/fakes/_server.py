@@ -141,11 +141,14 @@ class FakeServer:
         with self.lock:
             self._script.append(Scripted(Answer(status, body, dict(headers or {})), times, route, delay, after))
 
-    def delay(self, seconds: float, *, times: int = 1, route: str | None = None, after: int = 0) -> None:
+    def delay(self, seconds: float, *, times: int = 1, route: str | None = None, after: int = 0) -> Scripted:
         """Hold the next `times` requests for `seconds`, then answer them normally (so a client
-        that gave up still finds the work done: the timeout-after-success case)."""
+        that gave up still finds the work done: the timeout-after-success case). The returned
+        step's `times` drops as requests reach it."""
+        step = Scripted(None, times, route, seconds, after)
         with self.lock:
-            self._script.append(Scripted(None, times, route, seconds, after))
+            self._script.append(step)
+        return step
 
     def calls_to(self, route: str) -> list[Call]:
         with self.lock:

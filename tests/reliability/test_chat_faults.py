@@ -24,6 +24,7 @@ from storage import outbox
 from storage.times import parse_iso
 from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.detectors.builders import STEP, T0, Feed, catalog, q, subscribe
+from tests.fakes.dying import DiesMidSend
 
 SLACK, DISCORD = "slack:C0FAULTS", "discord:1300000000000000002"
 CHANNELS = (SLACK, DISCORD)
@@ -201,6 +202,32 @@ def test_a_timeout_after_the_platform_posted_is_not_shown_twice(fresh_db, fake_s
     assert len(fake_slack.calls_to("conversations.history")) >= CYCLES + 1
     # Discord: the retry re-sent the same nonce and got the first message back.
     assert len(fake_discord.calls_to("create_message")) == CYCLES + 1
+
+
+@pytest.mark.parametrize("platform", ["slack", "discord"])
+def test_a_post_on_the_wire_when_the_bot_died_is_found_not_repeated(fresh_db, fake_slack, fake_discord, platform):
+    """The restarted bot leaves the batch alone for `in_flight` after the dead attempt began,
+    by when the post has landed and the duplicate check finds it (Slack: history; Discord:
+    the nonce). Without the wait, Slack's check would run before the post exists."""
+    channel = SLACK if platform == "slack" else DISCORD
+    queue_cuts(fresh_db, channels=(channel,))
+    fake = fake_slack if platform == "slack" else fake_discord
+    route = "chat.postMessage" if platform == "slack" else "create_message"
+    clock = start_clock()
+    dying = DiesMidSend(adapters(fake_slack, fake_discord, fresh_db, clock)[platform].adapter, fake, route)
+    with pytest.raises(SystemExit):
+        asyncio.run(delivery.deliver_due(fresh_db, {platform: dying}, clock, settings=SETTINGS))
+
+    restarted = adapters(fake_slack, fake_discord, fresh_db, clock)  # a new process: nothing remembered
+    clock.now += timedelta(seconds=1)
+    assert asyncio.run(delivery.deliver_due(fresh_db, restarted, clock, settings=SETTINGS)) == []
+    dying.orphan.join(10)  # the held post lands while the batch waits
+    clock.now += SETTINGS.in_flight
+    reports = run_rounds(fresh_db, restarted, clock, seconds=60)
+    assert {r.state for r in reports} == {"sent"}, reports
+    assert {row["state"] for row in outbox.rows(fresh_db)} == {"sent"}
+    shown = slack_keys(fake_slack) if platform == "slack" else discord_nonces(fake_discord)
+    assert len(shown) == len(set(shown)) == CYCLES, shown
 
 
 SLACK_PERMANENT = ["channel_not_found", "not_in_channel", "invalid_auth"]

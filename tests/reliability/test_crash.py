@@ -62,7 +62,9 @@ def test_sigkill_at_random_points_loses_and_repeats_no_alert(tmp_path, source_se
     environ = bot_environ(
         tmp_path, source_server, fake_slack,
         DISCORD_BOT_TOKEN=fake_discord.bot_token, DISCORD_API_URL=fake_discord.api_url,
-        DEFLATION_WATCH_ALERTS__RETRY_AFTER="1s",  # a send cut short by a kill is retried soon
+        DEFLATION_WATCH_ALERTS__RETRY_AFTER="1s",  # a failed send is retried soon
+        # A send cut short by a kill is retried once a post held on the wire (0.8 s) has landed.
+        DEFLATION_WATCH_ALERTS__IN_FLIGHT="3s",
         DEFLATION_WATCH_ALERTS__TOP_MOVES="50",  # every move named in its message
         DEFLATION_WATCH_SCHEDULE__DIGEST="",  # alerts only: the digest has its own restart test
     )
@@ -242,9 +244,7 @@ def _arm(fake, route: str):
         waiting = [step for step in fake._script if step.delay and step.route == route]
     if waiting:
         return waiting[0]
-    fake.delay(0.8, times=1, route=route)
-    with fake.lock:
-        return fake._script[-1]
+    return fake.delay(0.8, times=1, route=route)
 
 
 def _wait(condition, timeout: float) -> bool:

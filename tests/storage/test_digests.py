@@ -38,3 +38,17 @@ def test_due_skips_sent_failed_and_late_subscribers(fresh_db):
 def test_an_unknown_state_is_refused(fresh_db):
     with pytest.raises(ValueError, match="not one of sent, retry, failed"):
         digests.record(fresh_db, SLOT, "slack:A", "maybe", SLOT)
+
+
+def test_a_post_begun_is_not_due_until_in_flight_has_passed(fresh_db):
+    digests.enable(fresh_db, "slack:A", SLOT - timedelta(hours=1))
+    digests.begin(fresh_db, SLOT, "slack:A", SLOT + timedelta(seconds=5))
+    grace = timedelta(seconds=30)
+    assert digests.due(fresh_db, SLOT, 3, SLOT + timedelta(seconds=34), grace) == []
+    assert digests.due(fresh_db, SLOT, 3, SLOT + timedelta(seconds=35), grace) == ["slack:A"]
+    digests.record(fresh_db, SLOT, "slack:A", "sent", SLOT + timedelta(seconds=36), message_id="1")
+    assert [(p["state"], p["attempts"]) for p in digests.posts(fresh_db)] == [("sent", 1)]
+    digests.begin(fresh_db, SLOT + timedelta(days=7), "slack:A", SLOT + timedelta(days=7))
+    digests.record(fresh_db, SLOT + timedelta(days=7), "slack:A", "retry", SLOT + timedelta(days=7), error="HTTP 500")
+    digests.begin(fresh_db, SLOT + timedelta(days=7), "slack:A", SLOT + timedelta(days=7, minutes=5))
+    assert digests.posts(fresh_db)[-1]["attempts"] == 1  # beginning is not an attempt until its outcome
