@@ -20,7 +20,7 @@ from bot.cli import ConfigOpt, DbOpt, JsonOpt, _print_json, _session, app, conso
 from bot.clock import utcnow
 from bot.errors import InputError
 from bot.fetch import make_client
-from bot.indicator_commands import USAGE, indicator_card, signals_card, written_card
+from bot.indicator_commands import USAGE, deleted_card, indicator_card, signals_card, written_card
 
 
 def _operator() -> str:
@@ -54,11 +54,12 @@ def indicator(
     db_path: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """One indicator's readings and status, or record readings (`set`), guide-downs (`event`) and a CSV file (`import`).
+    """One indicator's readings and status, or record readings (`set`), guide-downs (`event`) and a CSV file (`import`), or delete one (`delete`).
 
     Examples: deflation-watch indicator hyperscaler-capex --json;
     deflation-watch indicator set hyperscaler-inference-mix 48 2026Q3 "MSFT FY26 Q1 call";
     deflation-watch indicator event saas-gm-guide-downs ACME 70-75 65-70 2026-11-05;
+    deflation-watch indicator delete saas-gm-guide-downs 2026-11-05 ACME;
     deflation-watch indicator import readings.csv (columns: indicator, as_of, value | company, old, new, note)
     """
     verb, rest = words[0].lower(), words[1:]
@@ -75,6 +76,12 @@ def indicator(
                 f"signals: {len(signals.raised)} raised, {len(signals.resolved)} fell back",
                 highlight=False,
             )
+            return
+        if verb == "delete":
+            if not rest:
+                raise InputError(f"Usage: {USAGE}")
+            deleted = indicators.delete(db, indicators.get(rest[0]), rest[1:], settings, now)
+            console.out(render(deleted_card(deleted), width=console.width), highlight=False)
             return
         if verb in ("set", "event"):
             if not rest:

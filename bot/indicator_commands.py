@@ -18,7 +18,8 @@ from storage import indicators as store
 
 USAGE = (
     "indicator NAME | indicator set NAME VALUE [AS_OF] [NOTE] | "
-    "indicator event saas-gm-guide-downs COMPANY OLD NEW [DATE] | indicator import FILE.csv"
+    "indicator event saas-gm-guide-downs COMPANY OLD NEW [DATE] | indicator delete NAME AS_OF [COMPANY] | "
+    "indicator import FILE.csv"
 )
 #: Rows of past readings an indicator card lists, newest last.
 SHOWN_READINGS = 12
@@ -31,7 +32,7 @@ def _signals(args: tuple[str, ...], context: Context) -> Card:
     return signals_card(indicators.evaluate(context.db, context.settings, context.clock()))
 
 
-@command("indicator", USAGE, "indicator hyperscaler-inference-mix", "one indicator's readings and status; admins add readings", slow=True)
+@command("indicator", USAGE, "indicator hyperscaler-inference-mix", "one indicator's readings and status; admins add and delete readings", slow=True)
 def _indicator(args: tuple[str, ...], context: Context) -> Card:
     if not args:
         raise CommandError(f"Usage: `{USAGE}`. The indicators are: {', '.join(indicators.INDICATORS)}.")
@@ -42,12 +43,14 @@ def _indicator(args: tuple[str, ...], context: Context) -> Card:
             "`deflation-watch indicator import FILE.csv`. Here, add one reading at a time with "
             "`indicator set` or `indicator event`."
         )
-    if verb in ("set", "event"):
+    if verb in ("set", "event", "delete"):
         if not rest:
             raise CommandError(f"Usage: `{USAGE}`.")
         _require_admin(context)
         now = context.clock()
         indicator = indicators.get(rest[0])
+        if verb == "delete":
+            return deleted_card(indicators.delete(context.db, indicator, rest[1:], context.settings, now))
         build = indicators.reading_from if verb == "set" else indicators.event_from
         item = build(indicator, rest[1:], now.date(), source="chat", entered_by=context.user or "unknown", now=now)
         return written_card(indicators.record(context.db, item, context.settings, now))
@@ -61,7 +64,7 @@ def _require_admin(context: Context) -> None:
     try:
         context.require_admin()
     except CommandError:
-        raise CommandError("Only this bot's admins can record indicator readings and events. Ask one of them.") from None
+        raise CommandError("Only this bot's admins can record or delete indicator readings and events. Ask one of them.") from None
 
 
 # --- cards ----------------------------------------------------------------------------------------
@@ -177,17 +180,31 @@ def _companies_table(ev: Evaluation) -> Table | None:
 def written_card(written: Written) -> Card:
     item = written.record
     indicator = indicators.INDICATORS[item.indicator]
+    lines = [_entry_line(item)]
+    if not written.new:
+        lines.append("This replaces what was stored for the same day.")
+    if isinstance(item, store.Reading) and indicator.unit == "%" and item.value < 1:
+        lines.append(f"That is {fmt(item.value, '%')}; if you meant {fmt(item.value * 100, '%')}, set it again for the same day.")
+    return Card(title="Recorded" if written.new else "Corrected", lines=lines + _signal_lines(written.signals), severity="good")
+
+
+def deleted_card(deleted: indicators.Deleted) -> Card:
+    lines = [f"Deleted {_entry_line(item)}" for item in deleted.records]
+    return Card(title="Deleted", lines=lines + _signal_lines(deleted.signals), severity="info")
+
+
+def _entry_line(item: store.Reading | store.Event) -> str:
+    """One stored reading or guide-down, as a sentence."""
+    indicator = indicators.INDICATORS[item.indicator]
     if isinstance(item, store.Reading):
         what = f"{fmt(item.value, indicator.unit)} for {item.period or item.as_of.isoformat()}"
     else:
         what = (f"{item.company} lowered its long-term gross-margin guide from {guide_text(item.old_low, item.old_high)} "
                 f"to {guide_text(item.new_low, item.new_high)} on {item.happened_on}")
-    lines = [f"{indicator.name}: {what}, entered by {item.entered_by}" + (f" ({item.note})" if item.note else "") + "."]
-    if not written.new:
-        lines.append("This replaces what was stored for the same day.")
-    if isinstance(item, store.Reading) and indicator.unit == "%" and item.value < 1:
-        lines.append(f"That is {fmt(item.value, '%')}; if you meant {fmt(item.value * 100, '%')}, set it again for the same day.")
-    signals = written.signals
-    if signals.raised or signals.resolved:
-        lines.append(f"Signals: {len(signals.raised)} raised, {len(signals.resolved)} fell back, {signals.queued} deliveries queued.")
-    return Card(title="Recorded" if written.new else "Corrected", lines=lines, severity="good")
+    return f"{indicator.name}: {what}, entered by {item.entered_by}" + (f" ({item.note})" if item.note else "") + "."
+
+
+def _signal_lines(signals: indicators.SignalReport) -> list[str]:
+    if not (signals.raised or signals.resolved):
+        return []
+    return [f"Signals: {len(signals.raised)} raised, {len(signals.resolved)} fell back, {signals.queued} deliveries queued."]

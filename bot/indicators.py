@@ -369,6 +369,50 @@ def record(db: sqlite_utils.Database, item: store.Reading | store.Event, setting
     return Written(item, new, signals)
 
 
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What `indicator delete` removed, and the signals that came on or fell back without it."""
+
+    records: list[store.Reading | store.Event]
+    signals: SignalReport
+
+
+def delete(db: sqlite_utils.Database, indicator: Indicator, args: Sequence[str], settings: Settings, now: datetime) -> Deleted:
+    """`AS_OF` (a reading's day) or `AS_OF COMPANY` (a guide-down's), as typed: remove what was
+    entered for it and settle the indicator's signals, in one transaction. When nothing matches,
+    refused with what is stored, and nothing changes."""
+    if indicator.feed not in ("manual", "events"):
+        raise InputError(f"{indicator.name} is not entered by hand ({indicator.how_to_feed}), so there is nothing to delete.")
+    by_company = indicator.feed == "events"
+    example = f"indicator delete {indicator.name} 2026-11-05" + (" ACME" if by_company else "")
+    if not args or (len(args) < 2 if by_company else len(args) != 1):
+        raise InputError(f"Give the day{' and the company' if by_company else ''} to delete, like `{example}`.")
+    day, _ = parse_day(args[0], now.date())
+    company = parse_company(" ".join(args[1:])) if by_company else None
+    with transaction(db):
+        if company is not None:
+            gone = store.delete_event(db, indicator.name, company, day)
+            removed: list[store.Reading | store.Event] = [gone] if gone else []
+        else:
+            removed = list(store.delete_readings(db, indicator.name, day))
+        if not removed:
+            raise InputError(_nothing_stored(db, indicator, day, company))
+        signals = reconcile(db, [evaluate_one(db, indicator, settings, now)], settings.alerts, now)
+    return Deleted(removed, signals)
+
+
+def _nothing_stored(db: sqlite_utils.Database, indicator: Indicator, day: date, company: str | None) -> str:
+    if company is not None:
+        what = f"No guide-down by {company} on {day} is stored"
+        stored = [f"{e.happened_on} {e.company}" for e in store.events(db, indicator.name)]
+    else:
+        what = f"No reading of {indicator.name} for {day} is stored"
+        stored = sorted({r.as_of.isoformat() for r in store.readings(db, indicator.name)})
+    if not stored:
+        return f"{what}; it has none at all."
+    return f"{what}. The latest: {', '.join(stored[-5:])}."
+
+
 def import_csv(db: sqlite_utils.Database, path: Path, settings: Settings, *, entered_by: str, now: datetime) -> list[Written]:
     """Readings and events from a CSV file, all or nothing.
 

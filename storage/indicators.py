@@ -140,6 +140,13 @@ def drop_readings(db: sqlite_utils.Database, indicator: str, source: str, keep: 
     ).rowcount
 
 
+def delete_readings(db: sqlite_utils.Database, indicator: str, as_of: date) -> list[Reading]:
+    """Delete the indicator's readings for one day, whatever path entered them; return them."""
+    gone = [reading for reading in readings(db, indicator) if reading.as_of == as_of]
+    db.execute("DELETE FROM indicator_readings WHERE indicator = ? AND as_of = ?", [indicator, as_of.isoformat()])
+    return gone
+
+
 def put_event(db: sqlite_utils.Database, event: Event) -> bool:
     """Store a guide-down; True if new, False if it replaced the same company's on the same day."""
     known = db.execute(
@@ -185,6 +192,14 @@ def events(db: sqlite_utils.Database, indicator: str) -> list[Event]:
         )
         for row in rows
     ]
+
+
+def delete_event(db: sqlite_utils.Database, indicator: str, company: str, happened_on: date) -> Event | None:
+    """Delete one company's event of one day (the company as stored, in any letter case); return it."""
+    gone = next((e for e in events(db, indicator) if e.happened_on == happened_on and e.company.casefold() == company.casefold()), None)
+    if gone is not None:
+        db.execute("DELETE FROM indicator_events WHERE id = ?", [gone.id])
+    return gone
 
 
 def put_sec_quarters(db: sqlite_utils.Database, quarters: Iterable[SecQuarter], now: datetime) -> None:

@@ -103,13 +103,14 @@ def test_a_guide_down_event_and_the_reported_margin_context(fresh_db, settings):
     [
         "indicator set hyperscaler-inference-mix 48",
         "indicator event saas-gm-guide-downs ACME 70-75 65-70",
+        "indicator delete hyperscaler-inference-mix 2026Q3",
     ],
 )
 def test_writes_from_anyone_but_an_admin_are_refused_and_store_nothing(fresh_db, settings, text):
     before = fingerprint(fresh_db)
     card = chat(fresh_db, settings, text, user="slack:USOMEONE")
     assert card.title == "Sorry"
-    assert card.lines == ["Only this bot's admins can record indicator readings and events. Ask one of them."]
+    assert card.lines == ["Only this bot's admins can record or delete indicator readings and events. Ask one of them."]
     assert fingerprint(fresh_db) == before
     assert chat(fresh_db, settings, "indicator hyperscaler-inference-mix", user="slack:USOMEONE").title != "Sorry"  # reading is open
 
@@ -138,12 +139,64 @@ def test_writes_from_anyone_but_an_admin_are_refused_and_store_nothing(fresh_db,
         ("indicator event saas-gm-guide-downs ACME 70", "Give the company, the old guide and the new one"),
         ("indicator event saas-gm-guide-downs ACME 75 70 2026-02-30", "`2026-02-30` is not a date"),
         ("indicator set", "Usage: `indicator NAME"),
+        ("indicator delete", "Usage: `indicator NAME"),
+        ("indicator delete open-weight-token-share", "Give the day to delete, like `indicator delete open-weight-token-share 2026-11-05`"),
+        ("indicator delete open-weight-token-share 2026-06-30 2026-07-31", "Give the day to delete"),
+        ("indicator delete saas-gm-guide-downs 2026-11-05", "Give the day and the company to delete"),
+        ("indicator delete open-weight-token-share 2026-06-31", "`2026-06-31` is not a date"),
+        ("indicator delete open-weight-token-share 2026-12-01", "2026-12-01 is after today"),
+        ("indicator delete open-weight-token-share 2026-06-30", "No reading of open-weight-token-share for 2026-06-30 is stored; it has none at all."),
+        ("indicator delete saas-gm-guide-downs 2026-11-05 ACME", "No guide-down by ACME on 2026-11-05 is stored; it has none at all."),
+        ("indicator delete hyperscaler-capex 2026Q2", "hyperscaler-capex is not entered by hand (deflation-watch poll-sec"),
+        ("indicator delete annualised-decline 2026-06-30", "is not entered by hand"),
     ],
 )
 def test_a_bad_value_unit_or_date_is_refused_with_a_clear_reply_and_nothing_stored(fresh_db, settings, text, reply):
     before = fingerprint(fresh_db)
     card = chat(fresh_db, settings, text)
     assert card.title == "Sorry" and reply in card.lines[0], card.lines
+    assert fingerprint(fresh_db) == before
+
+
+def test_an_admin_deletes_a_mistyped_reading_and_its_signal_falls_back(fresh_db, settings):
+    chat(fresh_db, settings, "indicator set open-weight-token-share 20 2026-03-31")
+    typo = chat(fresh_db, settings, "indicator set open-weight-token-share 26.5 2026Q2 rankings")  # meant 16.5
+    assert "Signals: 1 raised" in typo.text()
+    assert len(store.open_signals(fresh_db, "open-weight-token-share")) == 1
+
+    card = chat(fresh_db, settings, "indicator delete open-weight-token-share 2026Q2")
+    assert card.title == "Deleted", card.text()
+    assert card.lines == [
+        "Deleted open-weight-token-share: 26.5 % for 2026Q2, entered by slack:UADMIN (rankings).",
+        "Signals: 0 raised, 1 fell back, 0 deliveries queued.",
+    ]
+    assert [(r.value, r.as_of.isoformat()) for r in store.readings(fresh_db, "open-weight-token-share")] == [(20, "2026-03-31")]
+    assert store.open_signals(fresh_db, "open-weight-token-share") == []
+    assert dict(chat(fresh_db, settings, "indicator open-weight-token-share").fields)["Latest"] == "20 % (2026-03-31)"
+
+
+def test_deleting_a_guide_down_recounts_its_quarter(fresh_db, settings):
+    for company, day in (("ACME", "2026-10-02"), ('"Beta Corp"', "2026-10-20"), ("GAMMA", "2026-11-05")):
+        assert chat(fresh_db, settings, f"indicator event saas-gm-guide-downs {company} 75 70 {day}").title == "Recorded"
+    assert len(store.open_signals(fresh_db, "saas-gm-guide-downs")) == 1  # three in 2026Q4
+    card = chat(fresh_db, settings, "indicator delete saas-gm-guide-downs 2026-10-20 beta corp")
+    assert card.lines[0] == ("Deleted saas-gm-guide-downs: Beta Corp lowered its long-term gross-margin guide from 75 % to 70 % "
+                             "on 2026-10-20, entered by slack:UADMIN.")
+    assert "1 fell back" in card.lines[1]
+    assert [e.company for e in store.events(fresh_db, "saas-gm-guide-downs")] == ["ACME", "GAMMA"]
+    assert store.open_signals(fresh_db, "saas-gm-guide-downs") == []
+
+
+def test_deleting_what_is_not_there_names_what_is_and_changes_nothing(fresh_db, settings):
+    chat(fresh_db, settings, "indicator set hyperscaler-inference-mix 44 2026Q2")
+    chat(fresh_db, settings, "indicator set hyperscaler-inference-mix 48 2026Q3")
+    chat(fresh_db, settings, "indicator event saas-gm-guide-downs ACME 75 70 2026-10-02")
+    before = fingerprint(fresh_db)
+    card = chat(fresh_db, settings, "indicator delete hyperscaler-inference-mix 2026-09-29")
+    assert card.title == "Sorry"
+    assert card.lines == ["No reading of hyperscaler-inference-mix for 2026-09-29 is stored. The latest: 2026-06-30, 2026-09-30."]
+    card = chat(fresh_db, settings, "indicator delete saas-gm-guide-downs 2026-10-02 ACMEE")
+    assert card.lines == ["No guide-down by ACMEE on 2026-10-02 is stored. The latest: 2026-10-02 ACME."]
     assert fingerprint(fresh_db) == before
 
 
@@ -175,6 +228,12 @@ def test_terminal_set_event_show_and_json(tmp_path, monkeypatch):
     assert [(e["company"], e["old_guide"], e["new_guide"], e["quarter"]) for e in events] == [("ACME", "72 %", "68 %", "2025Q2")]
     bad = invoke("indicator", "set", "open-weight-token-share", "17.5bn", "--db", db)
     assert bad.exit_code == 1 and "is measured in %" in bad.stderr
+    gone = invoke("indicator", "delete", "saas-gm-guide-downs", "2025-05-01", "ACME", "--db", db)
+    assert gone.exit_code == 0, gone.output
+    assert "Deleted saas-gm-guide-downs: ACME lowered" in " ".join(gone.stdout.split())
+    assert json.loads(invoke("indicator", "saas-gm-guide-downs", "--db", db, "--json").stdout)["events"] == []
+    again = invoke("indicator", "delete", "saas-gm-guide-downs", "2025-05-01", "ACME", "--db", db)
+    assert again.exit_code == 1 and "No guide-down by ACME on 2025-05-01 is stored" in again.stderr
     assert "hyperscaler-inference-mix" in invoke("indicator", "--help").stdout
 
 

@@ -520,8 +520,8 @@ DEFLATION_COMMAND: dict[str, Any] = {
         _sub("signals", "The watch indicators"),
         _sub(
             "indicator",
-            "One watch indicator; admins record its readings and guide-downs",
-            _option(STRING, "words", "NAME, or set NAME VALUE [AS_OF] [NOTE], or event saas-gm-guide-downs COMPANY OLD NEW [DATE]", True),
+            "One watch indicator; admins record and delete its readings and guide-downs",
+            _option(STRING, "words", "NAME | set NAME VALUE [AS_OF] [NOTE] | event NAME COMPANY OLD NEW [DATE] | delete NAME DAY [COMPANY]", True),
         ),
         _sub("sources", "Each price source's last good poll, last error and models"),
         _sub(

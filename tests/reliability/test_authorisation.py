@@ -31,6 +31,7 @@ ADMIN_ONLY = [
     "unmute 1",
     "indicator set hyperscaler-inference-mix 48% 2026Q3 from-the-call",
     "indicator event saas-gm-guide-downs ACME 80% 75% 2026-10-01",
+    "indicator delete hyperscaler-inference-mix 2026Q3",
 ]
 
 
@@ -127,6 +128,9 @@ def test_an_admins_writes_record_who_made_them(bot, fake_slack, fake_discord):
     assert rows(bot, "SELECT indicator, entered_by FROM indicator_readings WHERE source = 'chat'") == [
         ("hyperscaler-inference-mix", f"slack:{SLACK_ADMIN}")]
     assert [row[-1] for row in rows(bot, "SELECT company, entered_by FROM indicator_events")] == [f"discord:{DISCORD_ADMIN}"]
-    # Unmute and unsubscribe by the admins succeed too.
+    # Unmute, unsubscribe and deleting a reading by the admins succeed too.
     assert "Unmuted" in json.dumps(slack(bot, fake_slack, "unmute 2", SLACK_ADMIN, "T0001/4/a"))
     assert "Unsubscribed" in discord(bot, fake_discord, "unsubscribe", DISCORD_ADMIN, "a-4")[0]
+    assert "Deleted hyperscaler-inference-mix: 48 % for 2026Q3" in discord(
+        bot, fake_discord, "indicator delete hyperscaler-inference-mix 2026Q3", DISCORD_ADMIN, "a-5")[0]
+    assert rows(bot, "SELECT indicator FROM indicator_readings WHERE source = 'chat'") == []
