@@ -127,15 +127,30 @@ class _Publisher:
 
 
 def route(db: sqlite_utils.Database, row: dict, subs: list, threshold: Decimal, group_wait: timedelta, now: datetime) -> int:
-    """Queue a stored alert for every subscribed channel it matches, unless a silence covers
-    it (a silenced alert is marked, never dropped); return the outbox rows queued."""
-    silence = subscriptions.silencing(db, row, now)
-    if silence is not None:
-        alerts.mark_silenced(db, row["id"], silence.id)
-        log.info("alert %s silenced by #%s (%s)", row["id"], silence.id, silence.reason, extra={"alert_id": row["id"]})
-        return 0
+    """Queue a stored alert for every subscribed channel it matches and no silence holds it
+    back in; return the outbox rows queued. An alert that silences kept from every channel it
+    would have gone to is marked with the (first) silence, never dropped."""
+    silences = subscriptions.silencing(db, row, now)
+    everywhere = next((s for s in silences if s.channel is None), None)
+    if everywhere is not None:
+        return _silenced(db, row, everywhere, "every channel")
+    muted: dict[str, subscriptions.Silence] = {}
+    for silence in silences:
+        muted.setdefault(silence.channel, silence)
     channels = dict.fromkeys(sub.channel for sub in subs if sub.matches(row, threshold))
-    return sum(outbox.enqueue(db, row["id"], channel, now, group_wait) is not None for channel in channels)
+    kept = [channel for channel in channels if channel not in muted]
+    held = [muted[channel] for channel in channels if channel in muted]
+    if held and not kept:
+        return _silenced(db, row, held[0], ", ".join(s.channel for s in held))
+    for silence in held:
+        log.info("alert %s held back in %s by mute #%s (%s)", row["id"], silence.channel, silence.id, silence.reason, extra={"alert_id": row["id"]})
+    return sum(outbox.enqueue(db, row["id"], channel, now, group_wait) is not None for channel in kept)
+
+
+def _silenced(db: sqlite_utils.Database, row: dict, silence: subscriptions.Silence, where: str) -> int:
+    alerts.mark_silenced(db, row["id"], silence.id)
+    log.info("alert %s silenced in %s by #%s (%s)", row["id"], where, silence.id, silence.reason, extra={"alert_id": row["id"]})
+    return 0
 
 
 #: The keys every line of `replay --alerts-jsonl` has, in this order (then a few extras).

@@ -235,17 +235,19 @@ def silence(
     duration: Annotated[str, typer.Option("--for", help="How long, e.g. 6h or 2d.")],
     by: Annotated[str, typer.Option("--by", help="Who sets it.")],
     reason: Annotated[str, typer.Option("--reason", help="Why.")],
+    channel: Annotated[str | None, typer.Option("--channel", help="Only in this channel (slack:C0123, discord:4567); default: every channel.")] = None,
     config_file: ConfigOpt = None,
     db_path: DbOpt = None,
 ) -> None:
-    """Stop delivering matching alerts for a while (they are still stored, marked).  Example: deflation-watch silence 'models-dev' --for 1d --by ana --reason 'bulk reprice'"""
+    """Stop delivering matching alerts for a while, in every channel or one (they are still stored, marked).  Example: deflation-watch silence 'models-dev' --for 1d --by ana --reason 'bulk reprice'"""
     try:
         span = parse_duration(duration)
     except ValueError as exc:
         _fail(str(exc), 2)
     now = utcnow()
-    found = _write(config_file, db_path, lambda db: subscriptions.silence(db, pattern, now, until=now + span, created_by=by, reason=reason))
-    console.print(f"silence #{found}: {pattern} until {iso(now + span)}")
+    found = _write(config_file, db_path, lambda db: subscriptions.silence(
+        db, pattern, now, until=now + span, created_by=by, reason=reason, channel=channel))
+    console.print(f"silence #{found}: {pattern} in {channel or 'every channel'} until {iso(now + span)}")
 
 
 @app.command()
@@ -271,9 +273,10 @@ def list_silences(
     with _session(config_file, db_path) as (settings, db):
         found = subscriptions.silences(db, active_at=None if everything else utcnow())
     rows = [
-        {"id": s.id, "pattern": s.pattern, "starts_at": iso(s.starts_at), "expires_at": iso(s.expires_at), "created_by": s.created_by, "reason": s.reason}
+        {"id": s.id, "pattern": s.pattern, "channel": s.channel, "starts_at": iso(s.starts_at), "expires_at": iso(s.expires_at),
+         "created_by": s.created_by, "reason": s.reason}
         for s in found
     ]
-    _show(rows, as_json, "Silences", ("#", "pattern", "from", "until", "by", "reason"), lambda row: (
-        str(row["id"]), row["pattern"], row["starts_at"], row["expires_at"], row["created_by"], row["reason"],
+    _show(rows, as_json, "Silences", ("#", "pattern", "where", "from", "until", "by", "reason"), lambda row: (
+        str(row["id"]), row["pattern"], row["channel"] or "every channel", row["starts_at"], row["expires_at"], row["created_by"], row["reason"],
     ))

@@ -661,11 +661,12 @@ def _when(moment: datetime) -> str:
 
 
 @command("mute", "mute PATTERN DURATION [REASON]", "mute gpt-4o* 1d repricing week",
-         "silence alerts for models matching a pattern, in every channel, for a while")
+         "silence alerts for models matching a pattern, in this channel, for a while")
 def _mute(args: tuple[str, ...], context: Context) -> Card:
     if len(args) < 2:
         raise CommandError(_usage("mute"))
     context.require_admin()
+    channel = context.require_channel()
     pattern, duration, reason = args[0], args[1], " ".join(args[2:]).strip() or "muted in chat"
     try:
         span = parse_duration(duration)
@@ -675,10 +676,13 @@ def _mute(args: tuple[str, ...], context: Context) -> Card:
         raise CommandError(f"A mute lasts at most {MAX_MUTE.days} days; got {duration}.")
     now = context.clock()
     with transaction(context.db):
-        silence_id = subscriptions.silence(context.db, pattern, now, until=now + span, created_by=context.user or "chat", reason=reason)
+        silence_id = subscriptions.silence(
+            context.db, pattern, now, until=now + span, created_by=context.user or "chat", reason=reason, channel=channel
+        )
     return Card(
         title=f"Muted {pattern} for {format_duration(span)}",
-        lines=[f"Alerts matching `{pattern}` (model, provider/model, source or kind) are held back in every channel until {_when(now + span)}. They are still stored."],
+        lines=[f"Alerts matching `{pattern}` (model, provider/model, source or kind) are held back in this channel until "
+               f"{_when(now + span)}; other channels still get them. They are still stored."],
         fields=[("Mute", f"#{silence_id}"), ("Reason", reason)],
         footer=f"`unmute {silence_id}` lifts it early.",
     )
@@ -691,23 +695,32 @@ def _unmute(args: tuple[str, ...], context: Context) -> Card:
     text = args[0].removeprefix("#")
     if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:  # an SQLite integer
         raise CommandError(f"A mute's id is a number, like `unmute 3`; got `{args[0]}`. `mutes` lists them.")
+    channel, now = context.require_channel(), context.clock()
+    found = next((s for s in subscriptions.silences(context.db, active_at=now) if s.id == int(text)), None)
+    if found is None or found.channel not in (None, channel):
+        raise CommandError(f"No mute #{text} is in force in this channel. `mutes` lists them.")
+    if found.channel is None:
+        raise CommandError(
+            f"Mute #{text} holds alerts back in every channel; it was set on the bot's host, and is lifted "
+            f"there: `deflation-watch unsilence {text}`."
+        )
     with transaction(context.db):
-        lifted = subscriptions.expire(context.db, int(text), context.clock())
-    if not lifted:
-        raise CommandError(f"No mute #{text} is in force. `mutes` lists them.")
-    return Card(title=f"Unmuted #{text}", lines=["Its alerts are delivered again from now on."])
+        subscriptions.expire(context.db, found.id, now)
+    return Card(title=f"Unmuted #{text}", lines=["Its alerts are delivered to this channel again from now on."])
 
 
-@command("mutes", "mutes", "mutes", "the mutes in force")
+@command("mutes", "mutes", "mutes", "the mutes in force in this channel")
 def _mutes(args: tuple[str, ...], context: Context) -> Card:
     _arity("mutes", args, 0, 0)
-    found = subscriptions.silences(context.db, active_at=context.clock())
+    channel = context.require_channel()
+    found = subscriptions.silences(context.db, active_at=context.clock(), channel=channel)
     if not found:
-        return Card(title="No mutes", lines=["Every alert is delivered. `mute PATTERN DURATION` holds some back."])
+        return Card(title="No mutes", lines=["Every alert for this channel is delivered. `mute PATTERN DURATION` holds some back."])
     return Card(
         title="Mutes in force",
-        table=Table(("id", "pattern", "until", "by", "reason"), tuple(
-            (str(s.id), s.pattern, _when(s.expires_at), s.created_by, s.reason) for s in found
+        table=Table(("id", "pattern", "where", "until", "by", "reason"), tuple(
+            (str(s.id), s.pattern, "this channel" if s.channel else "every channel", _when(s.expires_at), s.created_by, s.reason)
+            for s in found
         )),
     )
 

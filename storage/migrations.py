@@ -209,7 +209,11 @@ IN_FLIGHT = """
 ALTER TABLE outbox ADD COLUMN sending_at TEXT;  -- when the attempt under way began; NULL between attempts
 """
 
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS, IN_FLIGHT)
+CHANNEL_SILENCES = """
+ALTER TABLE silences ADD COLUMN channel TEXT;  -- platform:address it holds alerts back in; NULL: every channel
+"""
+
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS, IN_FLIGHT, CHANNEL_SILENCES)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

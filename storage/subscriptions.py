@@ -2,8 +2,9 @@
 
 A channel address is `platform:address` (`slack:C123`, `discord:456`, `console:`). A channel may
 hold several subscriptions; an alert goes to the channel once if any of them matches. A silence
-(a glob, an expiry, who set it and why) stops delivery of the alerts it matches while it lasts;
-those alerts are still stored, marked with the silence.
+(a glob, an expiry, who set it and why) stops delivery of the alerts it matches while it lasts,
+in one channel (a `mute` typed there) or in every channel (`channel` NULL, set by the operator);
+those alerts are still stored, and marked with the silence when no channel got them because of it.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Silence:
     created_by: str
     reason: str
     created_at: datetime
+    channel: str | None = None  # None: every channel
 
     def active(self, at: datetime) -> bool:
         return self.starts_at <= at < self.expires_at
@@ -124,16 +126,19 @@ def subscriptions(db: sqlite_utils.Database) -> list[Subscription]:
     ]
 
 
-def silence(db: sqlite_utils.Database, pattern: str, now: datetime, *, until: datetime, created_by: str, reason: str) -> int:
-    """Silence alerts matching `pattern` from now until `until`; who and why are required."""
+def silence(
+    db: sqlite_utils.Database, pattern: str, now: datetime, *, until: datetime, created_by: str, reason: str, channel: str | None = None
+) -> int:
+    """Silence alerts matching `pattern` from now until `until`, in `channel` or (None) in every
+    channel; who and why are required."""
     if until <= now:
         raise ValueError(f"a silence must end in the future, not at {iso(until)}")
     if not created_by.strip() or not reason.strip():
         raise ValueError("a silence needs who set it and why")
     cursor = db.execute(
-        """INSERT INTO silences (pattern, starts_at, expires_at, created_by, reason, created_at)
-           VALUES (?, ?, ?, ?, ?, ?)""",
-        [pattern, iso(now), iso(until), created_by, reason, iso(now)],
+        """INSERT INTO silences (pattern, starts_at, expires_at, created_by, reason, created_at, channel)
+           VALUES (?, ?, ?, ?, ?, ?, ?)""",
+        [pattern, iso(now), iso(until), created_by, reason, iso(now), channel],
     )
     return cursor.lastrowid
 
@@ -145,14 +150,20 @@ def expire(db: sqlite_utils.Database, silence_id: int, now: datetime) -> bool:
     ).rowcount == 1
 
 
-def silences(db: sqlite_utils.Database, *, active_at: datetime | None = None) -> list[Silence]:
+def silences(db: sqlite_utils.Database, *, active_at: datetime | None = None, channel: str | None = None) -> list[Silence]:
+    """Silences, oldest first: those in force at `active_at` (or all), and those that hold
+    alerts back in `channel` (its own and every channel's) when it is given."""
     found = [
-        Silence(row["id"], row["pattern"], parse_iso(row["starts_at"]), parse_iso(row["expires_at"]), row["created_by"], row["reason"], parse_iso(row["created_at"]))
+        Silence(row["id"], row["pattern"], parse_iso(row["starts_at"]), parse_iso(row["expires_at"]), row["created_by"], row["reason"],
+                parse_iso(row["created_at"]), row["channel"])
         for row in db.query("SELECT * FROM silences ORDER BY id")
     ]
-    return [s for s in found if active_at is None or s.active(active_at)]
+    return [
+        s for s in found
+        if (active_at is None or s.active(active_at)) and (channel is None or s.channel in (None, channel))
+    ]
 
 
-def silencing(db: sqlite_utils.Database, alert: dict, at: datetime) -> Silence | None:
-    """The first silence active at `at` that matches the alert, if any."""
-    return next((s for s in silences(db, active_at=at) if s.matches(alert)), None)
+def silencing(db: sqlite_utils.Database, alert: dict, at: datetime) -> list[Silence]:
+    """The silences active at `at` that match the alert, oldest first."""
+    return [s for s in silences(db, active_at=at) if s.matches(alert)]

@@ -85,6 +85,28 @@ def test_silenced_alerts_are_stored_and_marked_not_delivered(fresh_db):
     assert sorted(queued(fresh_db)) == [(row["id"], "console:") for row in rows if row["model"] != "o3"]
 
 
+def test_a_channel_mute_holds_alerts_back_there_only(fresh_db):
+    subscribe(fresh_db, "slack:C1")
+    subscribe(fresh_db, "discord:2")
+    with transaction(fresh_db):
+        muted = subscriptions.silence(fresh_db, "openai/o3*", T0, until=T0 + timedelta(days=1), created_by="ana", reason="noisy", channel="slack:C1")
+    feed = cut_feed(fresh_db)
+    feed.poll([*catalog(5), q("o3", "2", "8"), q("claude-3-5-sonnet", "1", "5", provider="anthropic")])
+    rows = alerts.query(fresh_db)
+    o3 = {row["id"] for row in rows if row["model"] == "o3"}
+    assert sorted(queued(fresh_db)) == sorted(
+        [(row["id"], "discord:2") for row in rows] + [(row["id"], "slack:C1") for row in rows if row["id"] not in o3])
+    assert all(row["silence_id"] is None for row in rows)  # delivered elsewhere: not silenced
+
+    # Muted in every channel that would get it: stored and marked with the mute, queued nowhere.
+    with transaction(fresh_db):
+        subscriptions.silence(fresh_db, "openai/o3*", T0, until=T0 + timedelta(days=1), created_by="ana", reason="noisy", channel="discord:2")
+    feed.poll([*catalog(5), q("o3", "1", "4"), q("claude-3-5-sonnet", "1", "5", provider="anthropic")])
+    latest = [row for row in alerts.query(fresh_db) if row["id"] not in {r["id"] for r in rows}]
+    assert latest and {row["silence_id"] for row in latest} == {muted}
+    assert not {alert_id for alert_id, _ in queued(fresh_db)} & {row["id"] for row in latest}
+
+
 @pytest.mark.parametrize("pattern", ["price_cut", "test", "o3", "openai/o3", "OPENAI/*"])
 def test_a_silence_matches_kind_source_key_or_provider_and_model(fresh_db, pattern):
     with transaction(fresh_db):

@@ -63,13 +63,17 @@ def test_subscriptions_and_silences_round_trip(tmp_path):
     [sub] = json.loads(invoke("subscriptions", "--db", db, "--json").stdout)
     assert (sub["channel"], sub["providers"], sub["models"], sub["min_pct"], sub["kinds"]) == ("slack:C1", ["openai"], ["o3*"], 20.0, None)
     made = invoke("silence", "openrouter/*", "--for", "2d", "--by", "ana", "--reason", "bulk reprice", "--db", db)
-    assert made.exit_code == 0 and "silence #1" in made.stdout
+    assert made.exit_code == 0 and "silence #1: openrouter/* in every channel" in made.stdout
     [silence] = json.loads(invoke("silences", "--db", db, "--json").stdout)
-    assert (silence["pattern"], silence["created_by"], silence["reason"]) == ("openrouter/*", "ana", "bulk reprice")
+    assert (silence["pattern"], silence["channel"], silence["created_by"], silence["reason"]) == ("openrouter/*", None, "ana", "bulk reprice")
+    one = invoke("silence", "o3*", "--for", "1h", "--by", "ana", "--reason", "noisy", "--channel", "slack:C1", "--db", db)
+    assert one.exit_code == 0 and "silence #2: o3* in slack:C1" in one.stdout
+    assert [s["channel"] for s in json.loads(invoke("silences", "--db", db, "--json").stdout)] == [None, "slack:C1"]
+    assert invoke("unsilence", "2", "--db", db).exit_code == 0
     assert invoke("silence", "x", "--for", "soon", "--by", "a", "--reason", "b", "--db", db).exit_code == 2
     assert invoke("unsilence", "1", "--db", db).exit_code == 0
     assert json.loads(invoke("silences", "--db", db, "--json").stdout) == []
-    assert len(json.loads(invoke("silences", "--all", "--db", db, "--json").stdout)) == 1
+    assert len(json.loads(invoke("silences", "--all", "--db", db, "--json").stdout)) == 2
     assert invoke("unsubscribe", str(sub["id"]), "--db", db).exit_code == 0
     assert invoke("unsubscribe", str(sub["id"]), "--db", db).exit_code == 1
 

@@ -3,6 +3,7 @@ write nothing for bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ import pytest
 
 from bot import commands, config
 from bot.quotes import Quote
-from storage import polls, prices
+from storage import polls, prices, subscriptions, transaction
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -157,10 +158,29 @@ def test_subscribe_replaces_this_channels_subscription_and_unsubscribe_ends_it(d
 def test_mute_mutes_and_unmute_lifts(db, context):
     card = commands.answer("mute gpt-4o* 1d repricing week", context)
     assert card.title == "Muted gpt-4o* for 1d" and ("Reason", "repricing week") in card.fields
+    assert "held back in this channel until 2026-01-02 00:00 UTC; other channels still get them" in card.lines[0]
     listed = commands.answer("mutes", context)
-    assert listed.table.rows == (("1", "gpt-4o*", "2026-01-02 00:00 UTC", "U1", "repricing week"),)
+    assert listed.table.rows == (("1", "gpt-4o*", "this channel", "2026-01-02 00:00 UTC", "U1", "repricing week"),)
+    assert [(s.pattern, s.channel) for s in subscriptions.silences(db)] == [("gpt-4o*", "slack:C1")]
     assert commands.answer("unmute #1", context).title == "Unmuted #1"
     assert commands.answer("mutes", context).title == "No mutes"
+
+
+def test_a_mute_belongs_to_its_channel_and_the_operators_silence_to_every_channel(db, context):
+    elsewhere = dataclasses.replace(context, channel="discord:42")
+    commands.answer("mute gpt-4o* 1d", context)
+    with transaction(db):
+        subscriptions.silence(db, "claude*", NOW, until=NOW + timedelta(days=2), created_by="ops", reason="upstream glitch")
+    assert [row[:3] for row in commands.answer("mutes", context).table.rows] == [
+        ("1", "gpt-4o*", "this channel"), ("2", "claude*", "every channel")]
+    assert [row[:3] for row in commands.answer("mutes", elsewhere).table.rows] == [("2", "claude*", "every channel")]
+    before = fingerprint(db)
+    other = commands.answer("unmute 1", elsewhere)
+    assert other.title == "Sorry" and other.lines == ["No mute #1 is in force in this channel. `mutes` lists them."]
+    everywhere = commands.answer("unmute 2", context)
+    assert everywhere.title == "Sorry" and "`deflation-watch unsilence 2`" in everywhere.lines[0]
+    assert fingerprint(db) == before
+    assert commands.answer("mute x 1d", dataclasses.replace(context, channel=None)).lines == ["This command works in a channel: run it there."]
 
 
 @pytest.mark.parametrize(

@@ -123,13 +123,14 @@ def test_an_admins_writes_record_who_made_them(bot, fake_slack, fake_discord):
         ("discord:1500000000000000002", f"discord:{DISCORD_ADMIN}"), ("slack:C0SLACK", f"slack:{SLACK_ADMIN}")]
     assert sorted(rows(bot, "SELECT channel, created_by FROM digest_channels")) == [
         ("discord:1500000000000000002", f"discord:{DISCORD_ADMIN}"), ("slack:C0SLACK", f"slack:{SLACK_ADMIN}")]
-    assert sorted(rows(bot, "SELECT pattern, created_by FROM silences")) == [
-        ("claude*", f"discord:{DISCORD_ADMIN}"), ("gpt-4o*", f"slack:{SLACK_ADMIN}")]
+    assert sorted(rows(bot, "SELECT pattern, channel, created_by FROM silences")) == [
+        ("claude*", "discord:1500000000000000002", f"discord:{DISCORD_ADMIN}"), ("gpt-4o*", "slack:C0SLACK", f"slack:{SLACK_ADMIN}")]
     assert rows(bot, "SELECT indicator, entered_by FROM indicator_readings WHERE source = 'chat'") == [
         ("hyperscaler-inference-mix", f"slack:{SLACK_ADMIN}")]
     assert [row[-1] for row in rows(bot, "SELECT company, entered_by FROM indicator_events")] == [f"discord:{DISCORD_ADMIN}"]
     # Unmute, unsubscribe and deleting a reading by the admins succeed too.
-    assert "Unmuted" in json.dumps(slack(bot, fake_slack, "unmute 2", SLACK_ADMIN, "T0001/4/a"))
+    assert "No mute #2 is in force in this channel" in json.dumps(slack(bot, fake_slack, "unmute 2", SLACK_ADMIN, "T0001/4/b"))
+    assert "Unmuted" in json.dumps(slack(bot, fake_slack, "unmute 1", SLACK_ADMIN, "T0001/4/a"))
     assert "Unsubscribed" in discord(bot, fake_discord, "unsubscribe", DISCORD_ADMIN, "a-4")[0]
     assert "Deleted hyperscaler-inference-mix: 48 % for 2026Q3" in discord(
         bot, fake_discord, "indicator delete hyperscaler-inference-mix 2026Q3", DISCORD_ADMIN, "a-5")[0]
