@@ -175,7 +175,7 @@ async def _fetch_poll(db: sqlite_utils.Database, client: httpx.AsyncClient, sett
         if isinstance(exc, FetchError):
             poll.http_status = exc.status
             if exc.retry_after is not None:
-                poll.error = polls.with_retry(poll.error, started + timedelta(seconds=math.ceil(exc.retry_after)))
+                polls.refused(poll, started + timedelta(seconds=math.ceil(exc.retry_after)))
     return poll
 
 

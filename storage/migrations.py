@@ -213,7 +213,14 @@ CHANNEL_SILENCES = """
 ALTER TABLE silences ADD COLUMN channel TEXT;  -- platform:address it holds alerts back in; NULL: every channel
 """
 
-MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS, IN_FLIGHT, CHANNEL_SILENCES)
+POLL_RETRY_AT = """
+ALTER TABLE polls ADD COLUMN retry_at TEXT;  -- a failed poll's upstream (429, 503) asked for no request before this
+UPDATE polls SET retry_at = substr(error, -20)  -- it used to be noted only at the end of the error text
+WHERE status = 'failed' AND http_status IN (429, 503)
+  AND error GLOB '*; retry after [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z';
+"""
+
+MIGRATIONS: tuple[str, ...] = (INITIAL, ALERTS, DIGESTS, INDICATORS, TIER_FLOORS, IN_FLIGHT, CHANNEL_SILENCES, POLL_RETRY_AT)
 
 
 def migrate(db: sqlite_utils.Database) -> int:

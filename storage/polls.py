@@ -4,7 +4,6 @@ writes only this row, which is what keeps years of polling small."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,8 +16,6 @@ from storage.times import iso, parse_iso
 GOOD = ("ok", "not_modified")
 #: HTTP statuses whose failed poll may say when the upstream wants to be asked again.
 RETRY_STATUSES = (429, 503)
-#: How a failed poll's error ends when the upstream asked for a wait (see `with_retry`).
-_RETRY_NOTE = re.compile(r"; retry after (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$")
 
 
 @dataclass(slots=True)
@@ -36,13 +33,14 @@ class Poll:
     error: str | None = None
     payload: bytes | None = None
     skipped: Mapping[str, int] = field(default_factory=dict)
+    retry_at: datetime | None = None  # a 429/503 said: no request before this (see `refused`)
 
 
 def insert(db: sqlite_utils.Database, poll: Poll, *, models_seen: int | None, changes: int, payload_hash: str | None) -> int:
     cursor = db.execute(
         """INSERT INTO polls (source, started_at, finished_at, observed_at, status, http_status,
-               etag, last_modified, models_seen, changes, skipped, skipped_detail, error, payload_hash)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               etag, last_modified, models_seen, changes, skipped, skipped_detail, error, payload_hash, retry_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [
             poll.source,
             iso(poll.started_at),
@@ -58,25 +56,26 @@ def insert(db: sqlite_utils.Database, poll: Poll, *, models_seen: int | None, ch
             json.dumps(dict(sorted(poll.skipped.items()))) if poll.skipped else None,
             poll.error,
             payload_hash,
+            iso(poll.retry_at) if poll.retry_at else None,
         ],
     )
     return cursor.lastrowid
 
 
-def with_retry(error: str, at: datetime) -> str:
-    """A failed poll's error, noting that the upstream asked not to be polled before `at`."""
-    return f"{error}; retry after {iso(at)}"
+def refused(poll: Poll, at: datetime) -> None:
+    """Record on a failed poll that its upstream asked not to be asked again before `at`, in
+    its `retry_at` and, for people reading it, at the end of its error."""
+    poll.retry_at = at
+    poll.error = f"{poll.error}; retry after {iso(at)}"
 
 
 def retry_at(db: sqlite_utils.Database, source: str) -> datetime | None:
     """When the source's latest poll, if it failed with a 429 or 503 that said when to come
-    back (`with_retry`), allows the next one; None when nothing asks for a wait. The HTTP
-    status is checked too, so text from an upstream's body in another error cannot ask."""
-    row = db.execute("SELECT status, http_status, error FROM polls WHERE source = ? ORDER BY id DESC LIMIT 1", [source]).fetchone()
+    back (`refused`), allows the next one; None when nothing asks for a wait."""
+    row = db.execute("SELECT status, http_status, retry_at FROM polls WHERE source = ? ORDER BY id DESC LIMIT 1", [source]).fetchone()
     if row is None or row[0] != "failed" or row[1] not in RETRY_STATUSES or not row[2]:
         return None
-    match = _RETRY_NOTE.search(row[2])
-    return parse_iso(match.group(1)) if match else None
+    return parse_iso(row[2])
 
 
 def last_good(db: sqlite_utils.Database, source: str) -> dict | None:
