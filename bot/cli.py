@@ -10,7 +10,6 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path

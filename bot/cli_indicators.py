@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from bot import indicators
+from bot import indicator_entry, indicator_sec, indicators
 from bot.chat.console import render
 from bot.cli import ConfigOpt, DbOpt, JsonOpt, _print_json, _session, app, console, err
 from bot.clock import utcnow
@@ -68,7 +68,7 @@ def indicator(
         if verb == "import":
             if len(rest) != 1:
                 raise InputError("Usage: deflation-watch indicator import FILE.csv")
-            written = indicators.import_csv(db, Path(rest[0]), settings, entered_by=_operator(), now=now)
+            written = indicator_entry.import_csv(db, Path(rest[0]), settings, entered_by=_operator(), now=now)
             signals = written[-1].signals
             new = sum(w.new for w in written)
             console.print(
@@ -80,15 +80,15 @@ def indicator(
         if verb == "delete":
             if not rest:
                 raise InputError(f"Usage: {USAGE}")
-            deleted = indicators.delete(db, indicators.get(rest[0]), rest[1:], settings, now)
+            deleted = indicator_entry.delete(db, indicators.get(rest[0]), rest[1:], settings, now)
             console.out(render(deleted_card(deleted), width=console.width), highlight=False)
             return
         if verb in ("set", "event"):
             if not rest:
                 raise InputError(f"Usage: {USAGE}")
-            build = indicators.reading_from if verb == "set" else indicators.event_from
+            build = indicator_entry.reading_from if verb == "set" else indicator_entry.event_from
             item = build(indicators.get(rest[0]), rest[1:], now.date(), source="terminal", entered_by=_operator(), now=now)
-            console.out(render(written_card(indicators.record(db, item, settings, now)), width=console.width), highlight=False)
+            console.out(render(written_card(indicator_entry.record(db, item, settings, now)), width=console.width), highlight=False)
             return
         if rest:
             raise InputError(f"Usage: {USAGE}")
@@ -131,4 +131,4 @@ def poll_sec(config_file: ConfigOpt = None, db_path: DbOpt = None, as_json: Json
 
 async def _poll_sec(db, settings):
     async with make_client(settings.http) as client:
-        return await indicators.poll_sec(db, client, settings, utcnow)
+        return await indicator_sec.poll_sec(db, client, settings, utcnow)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from bot import indicators
+from bot import indicator_entry, indicator_sec, indicators
 from bot.cards import Card, Table
 from bot.commands import CommandError, Context, command
-from bot.indicators import Evaluation, Written, fmt, guide_text
+from bot.indicator_entry import Deleted, Written
+from bot.indicators import Evaluation, fmt, guide_text
 from storage import indicators as store
 
 USAGE = (
@@ -50,10 +51,10 @@ def _indicator(args: tuple[str, ...], context: Context) -> Card:
         now = context.clock()
         indicator = indicators.get(rest[0])
         if verb == "delete":
-            return deleted_card(indicators.delete(context.db, indicator, rest[1:], context.settings, now))
-        build = indicators.reading_from if verb == "set" else indicators.event_from
+            return deleted_card(indicator_entry.delete(context.db, indicator, rest[1:], context.settings, now))
+        build = indicator_entry.reading_from if verb == "set" else indicator_entry.event_from
         item = build(indicator, rest[1:], now.date(), source="chat", entered_by=context.user or "unknown", now=now)
-        return written_card(indicators.record(context.db, item, context.settings, now))
+        return written_card(indicator_entry.record(context.db, item, context.settings, now))
     if len(args) > 1:
         raise CommandError(f"Usage: `{USAGE}`.")
     ev = indicators.evaluate_one(context.db, indicators.get(args[0]), context.settings, context.clock())
@@ -170,8 +171,8 @@ def _companies_table(ev: Evaluation) -> Table | None:
         return None
     quarters = sorted({q for c in companies.values() for q in c["quarters"]})
     rows = tuple(
-        (ticker, fmt(Decimal(c["ttm_usd"]) / indicators.USD_BN, "USD bn"),
-         *(fmt(Decimal(c["quarters"][q]) / indicators.USD_BN, "USD bn") if q in c["quarters"] else "—" for q in quarters))
+        (ticker, fmt(Decimal(c["ttm_usd"]) / indicator_sec.USD_BN, "USD bn"),
+         *(fmt(Decimal(c["quarters"][q]) / indicator_sec.USD_BN, "USD bn") if q in c["quarters"] else "—" for q in quarters))
         for ticker, c in companies.items()
     )
     return Table(("company", "trailing 4 quarters", *quarters), rows)
@@ -188,7 +189,7 @@ def written_card(written: Written) -> Card:
     return Card(title="Recorded" if written.new else "Corrected", lines=lines + _signal_lines(written.signals), severity="good")
 
 
-def deleted_card(deleted: indicators.Deleted) -> Card:
+def deleted_card(deleted: Deleted) -> Card:
     lines = [f"Deleted {_entry_line(item)}" for item in deleted.records]
     return Card(title="Deleted", lines=lines + _signal_lines(deleted.signals), severity="info")
 

@@ -6,7 +6,7 @@
   `group_wait` over) through the chat adapters (`delivery.deliver_due`).
 - `indicators` every `sources.sec-edgar.every` (a day), first at start-up: poll SEC EDGAR for
   the capex and gross-margin filings (when a `user_agent` is set), then raise and resolve every
-  watch indicator's signals (`indicators.poll_sec`, `indicators.check`).
+  watch indicator's signals (`indicator_sec.poll_sec`, `indicators.check`).
 - `digest` on the `schedule.digest` crontab in the configured `timezone`, and `digest:catch-up`
   every few minutes from start-up: post the digest of the latest slot to every digest channel
   that has not had it. The slot is stored per channel once posted, so a restart never posts it
@@ -34,7 +34,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import delivery, heap, indicators, pipeline
+from bot import delivery, heap, indicator_sec, indicators, pipeline
 from bot.chat.base import Adapter, Delivery
 from bot.clock import Clock, utcnow
 from bot.config import Settings
@@ -183,9 +183,9 @@ class Jobs:
         try:
             sec = self.settings.sec_edgar
             if sec.enabled and sec.user_agent:
-                async def poll() -> indicators.SecReport:
+                async def poll() -> indicator_sec.SecReport:
                     async with make_client(self.settings.http) as client:
-                        return await indicators.poll_sec(db, client, self.settings, self.clock)
+                        return await indicator_sec.poll_sec(db, client, self.settings, self.clock)
 
                 report = asyncio.run(poll())
                 for ticker, why in report.missing.items():

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 import bot.cli_indicators  # noqa: F401  (registers the indicator commands)
 import bot.indicator_commands  # noqa: F401  (registers the chat commands)
-from bot import commands, config, indicators
+from bot import commands, config, indicator_entry, indicators
 from bot.cli import app
+from bot.errors import ImportRowsError, InputError
 from storage import open_db
 from storage import indicators as store
 
@@ -287,8 +288,8 @@ def test_malformed_rows_are_reported_by_line_and_nothing_is_half_imported(tmp_pa
     path = tmp_path / "bad.csv"
     path.write_text(BAD)
     before = fingerprint(fresh_db)
-    with pytest.raises(indicators.ImportRowsError) as info:
-        indicators.import_csv(fresh_db, path, settings, entered_by="console:alice", now=NOW)
+    with pytest.raises(ImportRowsError) as info:
+        indicator_entry.import_csv(fresh_db, path, settings, entered_by="console:alice", now=NOW)
     problems = dict(info.value.problems)
     assert list(problems) == [4, 5, 6, 7, 8, 9, 10]  # line 3 is blank; line 2 is good but not stored
     assert "`2025-09-31` is not a date" in problems[4]
@@ -323,8 +324,8 @@ def test_the_terminal_reports_bad_lines_and_stores_nothing(tmp_path):
 def test_a_bad_header_is_refused(tmp_path, fresh_db, settings, text, problem):
     path = tmp_path / "h.csv"
     path.write_text(text)
-    with pytest.raises(indicators.InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
-        indicators.import_csv(fresh_db, path, settings, entered_by="x", now=NOW)
+    with pytest.raises(InputError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        indicator_entry.import_csv(fresh_db, path, settings, entered_by="x", now=NOW)
 
 
 def test_discord_passes_the_indicator_words_through_whole():

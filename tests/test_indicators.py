@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from bot import alert_cards, config, indicators
+from bot import alert_cards, config, indicator_entry, indicator_sec, indicators
 from bot.errors import ConfigError
 from storage import alerts, outbox, subscriptions
 from storage import indicators as store
@@ -28,13 +28,13 @@ def settings():
 
 
 def enter(db, settings, name: str, value: str, as_of: str, now: datetime = NOW):
-    item = indicators.reading_from(indicators.get(name), [value, as_of], now.date(), source="chat", entered_by="slack:U1", now=now)
-    return indicators.record(db, item, settings, now)
+    item = indicator_entry.reading_from(indicators.get(name), [value, as_of], now.date(), source="chat", entered_by="slack:U1", now=now)
+    return indicator_entry.record(db, item, settings, now)
 
 
 def guide_down(db, settings, company: str, day: str, now: datetime = NOW):
-    item = indicators.event_from(indicators.get("saas-gm-guide-downs"), [company, "70-75", "65-70", day], now.date(), source="chat", entered_by="slack:U1", now=now)
-    return indicators.record(db, item, settings, now)
+    item = indicator_entry.event_from(indicators.get("saas-gm-guide-downs"), [company, "70-75", "65-70", day], now.date(), source="chat", entered_by="slack:U1", now=now)
+    return indicator_entry.record(db, item, settings, now)
 
 
 def subscribe(db) -> None:
@@ -265,7 +265,7 @@ def sec_settings(settings, url, companies, saas=None, user_agent="Deflation Watc
 def poll(db, settings):
     async def go():
         async with httpx.AsyncClient(trust_env=False) as client:  # no proxy may capture loopback traffic
-            return await indicators.poll_sec(db, client, settings, lambda: NOW)
+            return await indicator_sec.poll_sec(db, client, settings, lambda: NOW)
 
     return asyncio.run(go())
 
@@ -365,7 +365,7 @@ def test_the_daily_job_polls_sec_and_settles_the_signals(tmp_path, source_server
         "DEFLATION_WATCH_SOURCES__SEC_EDGAR__SAAS_FILERS": "{}",
     })
     db = open_db(settings.db)
-    item = indicators.reading_from(indicators.get("open-weight-token-share"), ["30", "2026-06-30"], NOW.date(), source="chat", entered_by="slack:U1", now=NOW)
+    item = indicator_entry.reading_from(indicators.get("open-weight-token-share"), ["30", "2026-06-30"], NOW.date(), source="chat", entered_by="slack:U1", now=NOW)
     store.put_reading(db, item)  # stored without settling its signals: the job settles them
     db.conn.commit()
     jobs = Jobs(settings, db, {}, Metrics(), clock=lambda: NOW, opener=lambda path: open_db(path))

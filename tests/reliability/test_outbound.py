@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from bot import commands, fetch
-from bot.config import HttpSettings, Settings, SourceSettings, load
+from bot.config import HttpSettings, SourceSettings, load
 from bot.errors import FetchError
 from storage import open_db
 

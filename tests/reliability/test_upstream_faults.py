@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
