@@ -48,7 +48,7 @@ def metrics(quick: bool, memory_ops: int | None = None) -> list:
         catalogue, repeats, replay_dir = payloads["litellm"], 3, None
         latencies = {name: 0.05 * (i + 1) for i, name in enumerate(payloads)}
         spec = synth.Spec(years=1, models=60)
-        rounds, names, changes, digests, polls, asked, every = 2, 2, 1, 1, 20, 20, 10
+        rounds, names, changes, digests, polls, asked, every, warm_up = 2, 2, 1, 1, 20, 20, 10, 10
     else:
         if not SHARED.is_dir():
             sys.exit(f"benchmarks need the real snapshots in {SHARED}; use --quick without them")
@@ -56,7 +56,7 @@ def metrics(quick: bool, memory_ops: int | None = None) -> list:
         catalogue = gzip.decompress(sorted((SHARED / "replay" / "litellm").glob("*.json.gz"))[-1].read_bytes())
         repeats, replay_dir, latencies = 50, SHARED / "replay" / "litellm", storage_bench.LATENCIES
         spec = synth.Spec()
-        rounds, names, changes, digests, polls, asked, every = 50, 6, 5, 5, 1000, 1000, 100
+        rounds, names, changes, digests, polls, asked, every, warm_up = 50, 6, 5, 5, 1000, 1000, 50, memory_bench.WARM_UP
     if memory_ops:
         polls = asked = memory_ops
     history = functools.partial(synth.cached, spec, series(quick))  # built on first use, then from .bench-cache/
@@ -70,7 +70,7 @@ def metrics(quick: bool, memory_ops: int | None = None) -> list:
     chosen += [
         lazy(commands_bench.reply_times, history, rounds, names, changes),
         lazy(digest_bench.weekly_digest, history, digests),
-        lazy(memory_bench.resident_memory, history, polls, asked, every),
+        lazy(memory_bench.resident_memory, history, polls, asked, every, warm_up),
     ]
     for metric in chosen:
         functools.update_wrapper(metric, metric.func)
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], metavar="NAME",
                         help="run only the metric functions with this name (repeatable), e.g. reply_times")
     parser.add_argument("--memory-ops", type=int, metavar="N",
-                        help="polls and commands of the memory run (default 1000 each; 20 with --quick)")
+                        help="polls and commands of the memory run after its warm-up (default 1000 each; 20 with --quick)")
     args = parser.parse_args()
     chosen = [m for m in metrics(args.quick, args.memory_ops) if not args.only or m.__name__ in args.only]
     run(chosen, args.out, Console() if sys.stdout.isatty() else Console(width=110))  # piped: wide enough for the names

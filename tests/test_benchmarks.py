@@ -21,7 +21,7 @@ def test_quick_benchmark_run_writes_every_metric(tmp_path):
     names = {row["name"] for row in document["results"]}
     assert {"bytes added by a poll with no change", "ingest CPU / json.loads CPU", "poll cycle / slowest source"} <= names
     assert {f"{command}: reply p99" for command in ("price", "history", "cheapest", "trend")} <= names
-    assert {"weekly digest with chart, cold", "bot RSS after polls and commands", "bot RSS growth, second half"} <= names
+    assert {"weekly digest with chart, cold", "bot RSS after polls and commands", "bot RSS growth after warm-up"} <= names
     for row in document["results"]:
         assert set(row) == {"name", "value", "unit", "goal", "met", "params"}
         assert (row["goal"] is None) == (row["met"] is None)
