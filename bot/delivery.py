@@ -6,9 +6,10 @@ A channel's batches go out in creation order: after a failure to retry, the chan
 batches wait for it (here and in `outbox.due`).
 
 Each attempt is recorded as begun before its request goes out, and no attempt of a batch begins
-sooner than `in_flight` after the one before it, even when that one was cut short by a crash or
-a timeout: a message still on the wire lands first, and the adapter's check for an earlier
-attempt (Slack's channel history, Discord's nonce) then finds it instead of posting it again.
+sooner than `in_flight` after the one before it (`outbox.due`), even when that one was cut short
+by a crash or a timeout: a message still on the wire lands first, and the adapter's check for an
+earlier attempt (Slack's channel history, Discord's nonce) then finds it instead of posting it
+again.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _begin(db: sqlite_utils.Database, batch: outbox.Batch, now: datetime) -> boo
     stored, since an unrecorded attempt could not be told from no attempt after a crash."""
     try:
         with transaction(db):
-            outbox.mark_sending(db, batch.id, now)
+            outbox.mark_attempt(db, batch.id, now)
     except Exception:
         log.exception("could not record the start of delivering batch %s", batch.id, extra={"delivery_id": batch.id})
         return False
@@ -88,8 +89,7 @@ async def deliver_due(
         if batch.channel in held:
             reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", "an older batch of the channel is pending"))
             continue
-        begun = clock()
-        if not _begin(db, batch, begun):
+        if not _begin(db, batch, clock()):
             held.add(batch.channel)
             reports.append(DeliveryReport(batch.id, batch.channel, len(batch.alert_ids), "waiting", "the database is not writable"))
             continue
@@ -98,16 +98,14 @@ async def deliver_due(
         except Exception as exc:  # an adapter should answer, not raise; the loop goes on either way
             log.exception("%s adapter raised for batch %s", platform, batch.id, extra={"delivery_id": batch.id, "channel": batch.channel})
             delivery = Delivery(ok=False, error=f"{type(exc).__name__}: {exc}")
-        report = _record(db, batch, delivery, clock(), settings, begun)
+        report = _record(db, batch, delivery, clock(), settings)
         if report.state == "retry":
             held.add(batch.channel)
         reports.append(report)
     return reports
 
 
-def _record(
-    db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings, begun: datetime
-) -> DeliveryReport:
+def _record(db: sqlite_utils.Database, batch: outbox.Batch, delivery: Delivery, now: datetime, settings: AlertSettings) -> DeliveryReport:
     attempts = batch.attempts + 1
     # An adapter's error can quote a request (a webhook URL holds its token): stored and shown masked.
     failure = secrets.redact(delivery.error or "failed")
@@ -124,8 +122,7 @@ def _record(
             elif state == "failed":
                 outbox.mark_failed(db, batch.id, error)
             else:
-                retry_at = max(now + backoff(attempts, settings, delivery.retry_after), begun + settings.in_flight)
-                outbox.mark_retry(db, batch.id, retry_at, error)
+                outbox.mark_retry(db, batch.id, now + backoff(attempts, settings, delivery.retry_after), error)
     except Exception:
         log.exception("could not record the delivery of batch %s", batch.id, extra={"delivery_id": batch.id})
     ids = {"delivery_id": batch.id, "channel": batch.channel, "alert_ids": list(batch.alert_ids), "state": state}

@@ -206,7 +206,7 @@ CREATE TABLE tier_floors (          -- the floor of each tier a `tier_floor` ale
 """
 
 IN_FLIGHT = """
-ALTER TABLE outbox ADD COLUMN sending_at TEXT;  -- when the attempt under way began; NULL between attempts
+ALTER TABLE outbox ADD COLUMN attempted_at TEXT;  -- when the latest attempt to post the batch began
 """
 
 CHANNEL_SILENCES = """

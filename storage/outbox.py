@@ -5,10 +5,10 @@ deliveries, nor delivered without being stored. Rows for one channel that arrive
 is still waiting (`group_wait`) join that batch; a batch is one message, and the id of its first
 row names it. `state` is pending, sent or failed; a pending row is due at `next_attempt_at`.
 
-`sending_at` is set when an attempt begins and cleared when its outcome is recorded. A batch
-found with it still set belongs to a process that died mid-send: its message may still be on
-the way to the platform, so it is not due again until `in_flight` after that moment, by when a
-late post has landed and the adapter's duplicate check can see it.
+`attempted_at` is when the latest attempt began, written before its request goes out. A batch is
+not due again until `in_flight` after it, whatever became of that attempt (a failure, a timeout
+whose post the platform still makes, a process that died mid-send): by then a late post has
+landed and the adapter's duplicate check can see it.
 """
 
 from __future__ import annotations
@@ -63,17 +63,17 @@ def enqueue(db: sqlite_utils.Database, alert_id: int, channel: str, now: datetim
 
 
 def due(db: sqlite_utils.Database, now: datetime, in_flight: timedelta = timedelta(0)) -> list[Batch]:
-    """Batches with pending rows due by `now` and no attempt begun within `in_flight` of it, in
-    creation order. A channel's messages go out in the order they were made: a batch waits
+    """Batches with pending rows due by `now` and no attempt begun within `in_flight` before it,
+    in creation order. A channel's messages go out in the order they were made: a batch waits
     while an older one of its channel is still pending and not due (backing off after a failure,
     or possibly still on its way), so a retry is never overtaken."""
     begun = iso(now - in_flight)
     return _batches(
         db,
-        """WHERE state = 'pending' AND next_attempt_at <= ? AND (sending_at IS NULL OR sending_at <= ?)
+        """WHERE state = 'pending' AND next_attempt_at <= ? AND (attempted_at IS NULL OR attempted_at <= ?)
            AND NOT EXISTS (
                SELECT 1 FROM outbox older WHERE older.channel = o.channel AND older.state = 'pending'
-               AND older.batch < o.batch AND (older.next_attempt_at > ? OR older.sending_at > ?))""",
+               AND older.batch < o.batch AND (older.next_attempt_at > ? OR older.attempted_at > ?))""",
         "batch",
         [iso(now), begun, iso(now), begun],
     )
@@ -97,15 +97,14 @@ def _batches(db: sqlite_utils.Database, where: str, order: str, params: list) ->
     ]
 
 
-def mark_sending(db: sqlite_utils.Database, batch: int, now: datetime) -> None:
+def mark_attempt(db: sqlite_utils.Database, batch: int, now: datetime) -> None:
     """An attempt to post `batch` begins now (committed before the request goes out)."""
-    db.execute("UPDATE outbox SET sending_at = ? WHERE batch = ? AND state = 'pending'", [iso(now), batch])
+    db.execute("UPDATE outbox SET attempted_at = ? WHERE batch = ? AND state = 'pending'", [iso(now), batch])
 
 
 def mark_sent(db: sqlite_utils.Database, batch: int, now: datetime, message_id: str | None) -> None:
     db.execute(
-        """UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?, message_id = ?, last_error = NULL,
-               sending_at = NULL
+        """UPDATE outbox SET state = 'sent', attempts = attempts + 1, sent_at = ?, message_id = ?, last_error = NULL
            WHERE batch = ? AND state = 'pending'""",
         [iso(now), message_id, batch],
     )
@@ -113,7 +112,7 @@ def mark_sent(db: sqlite_utils.Database, batch: int, now: datetime, message_id: 
 
 def mark_retry(db: sqlite_utils.Database, batch: int, next_attempt_at: datetime, error: str) -> None:
     db.execute(
-        """UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, sending_at = NULL
+        """UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?
            WHERE batch = ? AND state = 'pending'""",
         [iso(next_attempt_at), error, batch],
     )
@@ -121,7 +120,7 @@ def mark_retry(db: sqlite_utils.Database, batch: int, next_attempt_at: datetime,
 
 def mark_failed(db: sqlite_utils.Database, batch: int, error: str) -> None:
     db.execute(
-        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?, sending_at = NULL WHERE batch = ? AND state = 'pending'",
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE batch = ? AND state = 'pending'",
         [error, batch],
     )
 

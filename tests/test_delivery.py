@@ -157,7 +157,7 @@ def test_a_send_cut_short_by_a_crash_is_not_retried_until_it_could_have_landed(f
     with pytest.raises(SystemExit):
         deliver(fresh_db, Dies())
     [row, *_] = outbox.rows(fresh_db)
-    assert (row["state"], row["attempts"], row["sending_at"]) == ("pending", 0, "2025-06-01T06:01:00Z")
+    assert (row["state"], row["attempts"], row["attempted_at"]) == ("pending", 0, "2025-06-01T06:01:00Z")
 
     later = Recorder()
     settings = AlertSettings(in_flight=timedelta(seconds=45))
@@ -165,7 +165,7 @@ def test_a_send_cut_short_by_a_crash_is_not_retried_until_it_could_have_landed(f
     assert later.sent == []
     [report] = deliver(fresh_db, later, at=DUE + timedelta(seconds=45), settings=settings)
     assert report.state == "sent" and len(later.sent) == 1
-    assert {(r["state"], r["sending_at"]) for r in outbox.rows(fresh_db)} == {("sent", None)}
+    assert {(r["state"], r["attempted_at"]) for r in outbox.rows(fresh_db)} == {("sent", "2025-06-01T06:01:45Z")}
 
 
 def test_a_newer_batch_of_the_channel_waits_behind_one_in_flight(fresh_db):
@@ -185,19 +185,23 @@ def test_a_retry_is_never_sooner_than_in_flight_after_its_attempt_began(fresh_db
     """A timed-out request may still be processed: its retry waits as a crashed one would."""
     cuts(fresh_db)
     settings = AlertSettings(retry_after=timedelta(seconds=1), in_flight=timedelta(seconds=20))
-    [report] = deliver(fresh_db, Recorder(Delivery(ok=False, error="timed out talking to Slack")), settings=settings)
+    fake = Recorder(Delivery(ok=False, error="timed out talking to Slack"))
+    [report] = deliver(fresh_db, fake, settings=settings)
     assert report.state == "retry"
-    assert outbox.rows(fresh_db)[0]["next_attempt_at"] == "2025-06-01T06:01:20Z"
+    assert outbox.rows(fresh_db)[0]["next_attempt_at"] == "2025-06-01T06:01:01Z"  # the backoff alone
+    assert deliver(fresh_db, fake, at=DUE + timedelta(seconds=19), settings=settings) == []
+    [again] = deliver(fresh_db, fake, at=DUE + timedelta(seconds=20), settings=settings)
+    assert again.state == "sent" and len(fake.sent) == 2
 
 
 def test_an_attempt_that_cannot_be_recorded_is_not_made(fresh_db, monkeypatch):
     cuts(fresh_db)
-    monkeypatch.setattr(outbox, "mark_sending", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(outbox, "mark_attempt", lambda *a, **k: 1 / 0)
     fake = Recorder()
     [report] = deliver(fresh_db, fake)
     assert (report.state, report.error) == ("waiting", "the database is not writable")
     assert fake.sent == []
-    assert {(r["state"], r["attempts"], r["sending_at"]) for r in outbox.rows(fresh_db)} == {("pending", 0, None)}
+    assert {(r["state"], r["attempts"], r["attempted_at"]) for r in outbox.rows(fresh_db)} == {("pending", 0, None)}
 
 
 def test_source_and_model_alerts_render_plainly(fresh_db):
