@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from storage import open_db
+from tests.fakes import FakeDiscord, FakeSlack
 from tests.source_server import SourceServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,20 @@ def fresh_db(tmp_path: Path):
     db = open_db(tmp_path / "test.db")
     yield db
     db.close()
+
+
+@pytest.fixture
+def fake_slack():
+    """Slack's Web API on loopback, recording every call (see tests/fakes)."""
+    with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_discord():
+    """Discord's HTTP API on loopback, recording every call (see tests/fakes)."""
+    with FakeDiscord() as server:
+        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from bot.app import ChatEnv
 from bot.cli import app
 from bot.errors import ConfigError
 from storage import digests, open_db
-from tests.chat.conftest import fake_discord  # noqa: F401  (the fake Discord API, as a fixture)
 
 runner = CliRunner()
 

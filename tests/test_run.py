@@ -19,7 +19,6 @@ import pytest
 
 from bot.sources import SOURCES
 from tests.chat.bot_server import wait_for
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.fakes import slack_headers
 
 SECRET = "e2e-signing-secret"

@@ -16,7 +16,6 @@ from bot.metrics import Metrics
 from bot.quotes import Quote
 from bot.scheduler import Jobs, build_scheduler, digest_trigger, latest_slot
 from storage import digests, polls, prices, transaction
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.fakes.dying import DiesMidSend
 
 MONDAY_9_BERLIN = datetime(2026, 1, 5, 8, tzinfo=UTC)  # 09:00 CET

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
-from bot import cli_alerts, config, tier_floor  # cli_alerts registers the `alerts` command
+from bot import cli_alerts, config, tier_floor  # noqa: F401  (cli_alerts registers the `alerts` command)
 from bot.cli import app
 from bot.quotes import Quote
 from storage import alerts, polls, prices, subscriptions, tier_floors, transaction

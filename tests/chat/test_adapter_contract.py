@@ -12,7 +12,7 @@ import pytest
 from bot.chat.base import Adapter, Delivery
 from bot.chat.discord import DiscordAdapter
 from bot.chat.slack import SlackAdapter
-from tests.chat.conftest import free_port_url, run, small_card
+from tests.chat.samples import free_port_url, run, small_card
 from tests.fakes import FakeDiscord, FakeSlack
 
 

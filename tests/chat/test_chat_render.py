@@ -8,7 +8,7 @@ import pytest
 from bot.cards import Card, Table
 from bot.chat import discord, slack
 from bot.chat.render import chunk, digest, pack, table_text
-from tests.chat.conftest import block_texts, embed_texts, long_card, png, small_card, squash, tokens, unescape_discord, unescape_slack
+from tests.chat.samples import block_texts, embed_texts, long_card, png, small_card, squash, tokens, unescape_discord, unescape_slack
 from tests.fakes.fake_discord import embed_errors
 from tests.fakes.fake_slack import block_errors
 

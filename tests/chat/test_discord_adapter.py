@@ -9,7 +9,7 @@ import pytest
 
 from bot.chat.base import Delivery
 from bot.chat.discord import DiscordAdapter, nonce
-from tests.chat.conftest import embed_texts, free_port_url, long_card, png, run, small_card, squash, tokens, unescape_discord
+from tests.chat.samples import embed_texts, free_port_url, long_card, png, run, small_card, squash, tokens, unescape_discord
 from tests.fakes import FakeDiscord
 
 CHANNEL = "1000000000000000001"

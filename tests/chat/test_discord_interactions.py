@@ -18,7 +18,7 @@ from bot.chat.discord import (
     verify_discord_signature,
 )
 from bot.errors import ConfigError, DeflationWatchError
-from tests.chat.conftest import long_card, png, run, small_card
+from tests.chat.samples import long_card, png, run, small_card
 from tests.fakes import discord_headers, discord_sign
 
 KEY = SigningKey(bytes(range(32)))

@@ -9,7 +9,7 @@ import pytest
 
 from bot.chat.base import Delivery
 from bot.chat.slack import METADATA_EVENT, SlackAdapter
-from tests.chat.conftest import block_texts, long_card, png, run, small_card, squash, tokens, unescape_slack
+from tests.chat.samples import block_texts, long_card, png, run, small_card, squash, tokens, unescape_slack
 from tests.fakes import FakeSlack
 
 
@@ -141,7 +141,7 @@ def test_timeout_is_a_failure_not_an_exception(fake_slack):
 
 
 def test_unreachable_slack_is_a_transient_failure():
-    from tests.chat.conftest import free_port_url
+    from tests.chat.samples import free_port_url
 
     delivery = run(SlackAdapter("xoxb-x", api_url=free_port_url()).send("C1", [small_card()], idempotency_key="k"))
     assert delivery.ok is False and delivery.permanent is False and delivery.error

@@ -14,7 +14,6 @@ import pytest
 from nacl.signing import SigningKey
 
 from tests.chat.bot_server import BotServer, both_platforms, quiet_settings, wait_for
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.fakes import discord_headers, slack_headers
 
 SECRET = "authorisation-signing-secret-0123"

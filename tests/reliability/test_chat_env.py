@@ -12,7 +12,6 @@ from bot.app import ChatEnv
 from bot.errors import ConfigError
 from bot.secrets import Secret
 from tests.chat.bot_server import BotServer, quiet_settings, wait_for
-from tests.chat.conftest import fake_slack  # noqa: F401  (the fake platform, as a fixture)
 from tests.fakes import slack_headers
 
 SIGNING = "file-signing-secret-0123456789abcdef"

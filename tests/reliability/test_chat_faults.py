@@ -22,7 +22,6 @@ from bot.chat.slack import SlackAdapter
 from bot.config import AlertSettings
 from storage import outbox
 from storage.times import parse_iso
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.detectors.builders import STEP, T0, Feed, catalog, q, subscribe
 from tests.fakes.dying import DiesMidSend
 

@@ -29,7 +29,6 @@ import httpx
 import pytest
 
 from tests.chat.bot_server import wait_for
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.test_run import bot_environ, free_port
 
 pytestmark = pytest.mark.long

@@ -16,7 +16,6 @@ from bot import commands, config, delivery
 from bot.chat.discord import DiscordAdapter
 from bot.chat.slack import SlackAdapter
 from bot.config import AlertSettings
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.detectors.builders import STEP, T0, Feed, catalog, q, subscribe
 
 HOSTILE = "<!channel> <!here> @everyone @here <@U0BOSS> <!subteam^S0TEAM> <#C0OTHER> <@&12345> <@123456789>"

@@ -19,7 +19,6 @@ import slack_sdk.signature
 from bot import commands, web
 from bot.chat import discord_app
 from tests.chat.bot_server import BotServer, both_platforms, quiet_settings, wait_for
-from tests.chat.conftest import fake_discord, fake_slack  # noqa: F401  (the fake platforms, as fixtures)
 from tests.fakes import discord_headers, slack_headers
 from tests.fakes.fake_slack import slack_signature
 

@@ -1,4 +1,5 @@
-"""Fixtures for the chat adapters: the fake platforms on loopback, and cards to send them."""
+"""What the chat adapter tests send and read back: cards (small, and over every limit), a real tiny
+PNG, and helpers that pull the text out of Slack blocks and Discord embeds."""
 
 from __future__ import annotations
 
@@ -8,22 +9,7 @@ import socket
 import struct
 import zlib
 
-import pytest
-
 from bot.cards import Card, Table
-from tests.fakes import FakeDiscord, FakeSlack
-
-
-@pytest.fixture
-def fake_slack():
-    with FakeSlack() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_discord():
-    with FakeDiscord() as server:
-        yield server
 
 
 def run(coroutine):
